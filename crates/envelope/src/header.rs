@@ -75,7 +75,9 @@ impl Profile {
     /// # Errors
     /// [`Error::OutOfRange`] naming the field.
     pub fn new(header_size: u32, chunk_size: u32) -> Result<Self> {
-        if !(Self::MIN_HEADER..=Self::MAX_HEADER).contains(&header_size) || !header_size.is_multiple_of(16) {
+        if !(Self::MIN_HEADER..=Self::MAX_HEADER).contains(&header_size)
+            || !header_size.is_multiple_of(16)
+        {
             return Err(Error::OutOfRange {
                 field: "header_size",
                 value: header_size.into(),
