@@ -61,7 +61,7 @@ impl Profile {
         chunk_size: 64 * 1024,
     };
     /// Smallest header size.
-    pub const MIN_HEADER: u32 = 256;
+    pub const MIN_HEADER: u32 = 512;
     /// Largest header size.
     pub const MAX_HEADER: u32 = 64 * 1024;
     /// Smallest chunk size.
@@ -69,7 +69,7 @@ impl Profile {
     /// Largest chunk size.
     pub const MAX_CHUNK: u32 = 16 * 1024 * 1024;
 
-    /// A profile. The header size is a multiple of 16 in 256 ..= 65536; the chunk size a power
+    /// A profile. The header size is a multiple of 16 in 512 ..= 65536; the chunk size a power
     /// of two in 4 KiB ..= 16 MiB.
     ///
     /// # Errors
@@ -81,7 +81,7 @@ impl Profile {
             return Err(Error::OutOfRange {
                 field: "header_size",
                 value: header_size.into(),
-                limit: "a multiple of 16 in 256..=65536",
+                limit: "a multiple of 16 in 512..=65536",
             });
         }
         if !(Self::MIN_CHUNK..=Self::MAX_CHUNK).contains(&chunk_size)
@@ -318,6 +318,10 @@ mod tests {
         assert!(Profile::new(1024, 65536).is_ok());
         assert!(Profile::new(1000, 65536).is_err());
         assert!(Profile::new(128, 65536).is_err());
+        assert!(
+            Profile::new(256, 65536).is_err(),
+            "too small for any object"
+        );
         assert!(Profile::new(1024, 3000).is_err());
         assert!(Profile::new(1024, 1 << 25).is_err());
         assert!(Profile::new(1024, 4096 * 3).is_err());

@@ -108,7 +108,7 @@ mod tests {
     use super::*;
 
     fn p() -> Profile {
-        Profile::new(256, 4096).unwrap()
+        Profile::new(512, 4096).unwrap()
     }
 
     #[test]
@@ -117,14 +117,14 @@ mod tests {
             let s = p().sealed_len(len).unwrap();
             assert_eq!(p().plaintext_len(s).unwrap(), len, "len {len}");
         }
-        assert_eq!(p().sealed_len(0), Some(256 + 16));
-        assert_eq!(p().sealed_len(4096), Some(256 + 4096 + 16));
-        assert_eq!(p().sealed_len(4097), Some(256 + 4097 + 32));
+        assert_eq!(p().sealed_len(0), Some(512 + 16));
+        assert_eq!(p().sealed_len(4096), Some(512 + 4096 + 16));
+        assert_eq!(p().sealed_len(4097), Some(512 + 4097 + 32));
     }
 
     #[test]
     fn impossible_stored_lengths_are_refused() {
-        for s in [0, 255, 256, 256 + 15, 256 + 4096 + 16 + 16] {
+        for s in [0, 511, 512, 512 + 15, 512 + 4096 + 16 + 16] {
             assert_eq!(
                 p().plaintext_len(s),
                 Err(Error::InvalidStoredLength(s)),
@@ -149,8 +149,8 @@ mod tests {
             (r.first_chunk, r.chunk_count, r.skip, r.len),
             (0, 2, 4095, 2)
         );
-        assert_eq!(r.stored_start, 256);
-        assert_eq!(r.stored_end, 256 + 2 * 4112);
+        assert_eq!(r.stored_start, 512);
+        assert_eq!(r.stored_end, 512 + 2 * 4112);
         assert!(!r.includes_final);
         let r = p().chunk_range(10_000, 9_000, 10_000).unwrap();
         assert!(r.includes_final);

@@ -200,7 +200,14 @@ impl ChunkOpener {
             });
         };
         let index = self.pos.next;
-        let nonce = self.pos.advance(len, last)?;
+        if self.pos.finished {
+            return Err(Error::ChunkMisuse("chunk after the final chunk"));
+        }
+        // Sizes come from stored bytes: a wrong size is damage, not misuse.
+        let nonce = self
+            .pos
+            .advance(len, last)
+            .map_err(|_| Error::ChunkAuthentication { index })?;
         self.key
             .open_in_place(Nonce::assume_unique_for_key(nonce.0), Aad::empty(), stored)
             .map(|pt| &mut *pt)
@@ -216,7 +223,7 @@ impl ChunkOpener {
     /// As [`Self::open_chunk`], plus [`Error::Truncation`].
     pub fn open_final<'a>(&mut self, stored: &'a mut [u8]) -> Result<&'a mut [u8]> {
         let full = stored.len() == self.pos.chunk_size + TAG_LEN;
-        let backup = full.then(|| stored.to_vec());
+        let backup = full.then(|| zeroize::Zeroizing::new(stored.to_vec()));
         let index = self.pos.next;
         match self.open_chunk(stored, true) {
             Err(Error::ChunkAuthentication { .. }) => {
