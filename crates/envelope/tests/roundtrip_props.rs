@@ -323,7 +323,7 @@ fn sixteen_mib_chunks_round_trip_small_bodies() {
 // ---------------------------------------------------------------------------------------
 
 fn any_profile() -> impl Strategy<Value = Profile> {
-    (16u32..=4096, 12u32..=24).prop_map(|(h, log)| Profile::new(h * 16, 1 << log).unwrap())
+    (32u32..=4096, 12u32..=24).prop_map(|(h, log)| Profile::new(h * 16, 1 << log).unwrap())
 }
 
 /// `sealed_len`, `plaintext_len`, `chunk_count` and `chunk_range` agree with the formulas of

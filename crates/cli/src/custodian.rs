@@ -1,0 +1,119 @@
+//! `custodia custodian init|serve`: thin wrappers over `custodia_custodian`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use custodia_custodian::config::{Config, KekSource};
+use custodia_custodian::kek::{KeyEncryptionKey, LocalKek};
+use custodia_custodian::keystore::Keystore;
+use custodia_custodian::service::{Custodian, DataPaths, unix_now};
+use custodia_custodian::tls::{
+    ClientCa, RegionVerifier, load_certs, load_crls, load_key, server_config,
+};
+use custodia_custodian::{Error, Result, server};
+use custodia_envelope::SystemRandomness;
+
+/// Creates the keystore (and a KEK file if the config names one that does not exist yet).
+pub(crate) fn init(config_path: &Path, dev: bool) -> Result<()> {
+    let config = Config::load(config_path)?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
+    let mut rng = SystemRandomness::new();
+    let kek = match &config.kek {
+        KekSource::File(p) if !p.exists() => {
+            let k = LocalKek::generate(&mut rng)?;
+            k.write_file(p)?;
+            eprintln!("wrote a new key-encryption key to {}", p.display());
+            k
+        }
+        KekSource::File(p) => LocalKek::from_file(p)?,
+        KekSource::Env(v) => LocalKek::from_env(v)?,
+    };
+    let paths = DataPaths::new(&config.data_dir);
+    let ks = Keystore::create(
+        &paths.keystore,
+        &config.region,
+        &config.custodian,
+        dev,
+        &kek,
+        &mut rng,
+        unix_now(),
+    )?;
+    let active = ks.active();
+    println!(
+        "created keystore {} for {}/{} (KEK {}), active key version {}, manifest signing key {}",
+        paths.keystore.display(),
+        config.region,
+        config.custodian,
+        kek.id(),
+        active.version.0,
+        hex_string(&ks.manifest_public_key()),
+    );
+    Ok(())
+}
+
+fn hex_string(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Serves until SIGINT/SIGTERM. Prints `listening on ADDR` on stdout once ready.
+pub(crate) fn serve(config_path: &Path, dev: bool) -> Result<()> {
+    let config = Config::load(config_path)?;
+    let mut cas = Vec::new();
+    for ca in &config.client_cas {
+        let mut crls = Vec::new();
+        for p in &ca.crls {
+            crls.extend(load_crls(p)?);
+        }
+        cas.push(ClientCa {
+            region: ca.region.clone(),
+            roots: load_certs(&ca.cert)?,
+            crls,
+        });
+    }
+    let verifier = RegionVerifier::new(cas)?;
+    let tls = server_config(
+        load_certs(&config.tls_cert)?,
+        load_key(&config.tls_key)?,
+        verifier.clone(),
+    )?;
+    let listen = config.listen;
+    let custodian = Arc::new(Custodian::open(config, dev)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("tokio runtime", e))?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| Error::io(listen.to_string(), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("listener", e))?;
+        println!("listening on {addr}");
+        tracing::info!(%addr, "custodian serving");
+        server::serve(custodian, listener, tls, verifier, shutdown_signal()).await
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

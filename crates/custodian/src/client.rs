@@ -1,0 +1,405 @@
+//! A typed async client for one custodian: one mTLS connection reused across calls, batched
+//! unwraps opened from their HPKE reply, timeouts, and retries with backoff on transport
+//! errors only (never on a denial).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use custodia_envelope::{
+    Context, ObjectId, RecipientSecretKey, Share, Stanza, SystemRandomness, open_replies,
+};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+use tokio_rustls::TlsConnector;
+
+use crate::api::{
+    Denial, DestroyRequest, ErrorBody, Health, RewrapRequest, RewrapResponse, RewrapResult,
+    StanzaItem, UnwrapRequest, UnwrapResponse, UnwrapResult, reply_aad, reply_info,
+};
+use crate::approval::{Revocation, SignedApproval};
+use crate::manifest::SignedManifest;
+use crate::{Error, Result};
+
+/// One stanza to unwrap or rewrap, with the object fields the custodian authenticates.
+#[derive(Debug, Clone, Copy)]
+pub struct Item<'a> {
+    /// The object id.
+    pub object_id: &'a ObjectId,
+    /// The object's context.
+    pub context: &'a Context,
+    /// The stanza addressed to this custodian.
+    pub stanza: &'a Stanza,
+}
+
+impl Item<'_> {
+    fn wire(&self) -> StanzaItem {
+        StanzaItem {
+            object_id: hex::encode(self.object_id.0),
+            context: hex::encode(self.context.to_bytes()),
+            stanza: hex::encode(self.stanza.to_bytes()),
+        }
+    }
+}
+
+/// A client for one custodian endpoint.
+pub struct CustodianClient {
+    addr: String,
+    server_name: ServerName<'static>,
+    connector: TlsConnector,
+    conn: Mutex<Option<SendRequest<Full<Bytes>>>>,
+    timeout: Duration,
+    retries: u32,
+}
+
+impl core::fmt::Debug for CustodianClient {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "CustodianClient({})", self.addr)
+    }
+}
+
+impl CustodianClient {
+    /// A client for the custodian at `addr` (`host:port`), whose certificate must be valid
+    /// for `server_name`, authenticating with the client certificate in `tls`.
+    ///
+    /// # Errors
+    /// [`Error::Tls`] for an invalid server name.
+    pub fn new(
+        addr: impl Into<String>,
+        server_name: &str,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Result<Self> {
+        let server_name = ServerName::try_from(server_name.to_owned())
+            .map_err(|_| Error::Tls(format!("invalid server name {server_name:?}")))?;
+        Ok(Self {
+            addr: addr.into(),
+            server_name,
+            connector: TlsConnector::from(tls),
+            conn: Mutex::new(None),
+            timeout: Duration::from_secs(10),
+            retries: 3,
+        })
+    }
+
+    /// Per-attempt timeout (default 10 s).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Attempts on transport errors (default 3).
+    #[must_use]
+    pub fn with_retries(mut self, attempts: u32) -> Self {
+        self.retries = attempts.max(1);
+        self
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>> {
+        let tcp = TcpStream::connect(&self.addr)
+            .await
+            .map_err(|e| Error::Transport(format!("{}: {e}", self.addr)))?;
+        let _ = tcp.set_nodelay(true);
+        let tls = self
+            .connector
+            .connect(self.server_name.clone(), tcp)
+            .await
+            .map_err(|e| Error::Transport(format!("{}: TLS: {e}", self.addr)))?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| Error::Transport(format!("{}: {e}", self.addr)))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    async fn attempt(
+        &self,
+        method: &Method,
+        path: &str,
+        body: &Bytes,
+    ) -> Result<(StatusCode, Bytes)> {
+        let mut guard = self.conn.lock().await;
+        let reusable = guard.as_ref().is_some_and(|s| !s.is_closed());
+        if !reusable {
+            *guard = Some(self.connect().await?);
+        }
+        let sender = guard
+            .as_mut()
+            .ok_or_else(|| Error::Transport("no connection".into()))?;
+        let req = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header(hyper::header::HOST, self.addr.as_str())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body.clone()))
+            .map_err(|e| Error::Protocol(e.to_string()))?;
+        let result = async {
+            sender
+                .ready()
+                .await
+                .map_err(|e| Error::Transport(e.to_string()))?;
+            let resp = sender
+                .send_request(req)
+                .await
+                .map_err(|e| Error::Transport(e.to_string()))?;
+            let status = resp.status();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| Error::Transport(e.to_string()))?
+                .to_bytes();
+            Ok((status, bytes))
+        };
+        match tokio::time::timeout(self.timeout, result).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => {
+                *guard = None;
+                Err(e)
+            }
+            Err(_) => {
+                *guard = None;
+                Err(Error::Transport(format!("{}: timed out", self.addr)))
+            }
+        }
+    }
+
+    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Req>,
+    ) -> Result<Resp> {
+        let bytes = match body {
+            Some(b) => {
+                Bytes::from(serde_json::to_vec(b).map_err(|e| Error::Protocol(e.to_string()))?)
+            }
+            None => Bytes::new(),
+        };
+        let mut delay = Duration::from_millis(100);
+        let mut attempt = 1;
+        let (status, resp) = loop {
+            match self.attempt(&method, path, &bytes).await {
+                Ok(r) => break r,
+                Err(e) if e.is_retryable() && attempt < self.retries => {
+                    tracing::debug!(error = %e, attempt, "custodian transport error; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        if status.is_success() {
+            return serde_json::from_slice(&resp)
+                .map_err(|e| Error::Protocol(format!("{path}: unexpected response: {e}")));
+        }
+        let body: ErrorBody = serde_json::from_slice(&resp).unwrap_or(ErrorBody {
+            error: "unknown".into(),
+            detail: String::from_utf8_lossy(&resp).into_owned(),
+        });
+        if status == StatusCode::FORBIDDEN
+            && let Ok(d) =
+                serde_json::from_value::<Denial>(serde_json::Value::String(body.error.clone()))
+        {
+            return Err(Error::Denied(d));
+        }
+        Err(Error::Http {
+            status: status.as_u16(),
+            code: body.error,
+            detail: body.detail,
+        })
+    }
+
+    /// Sends raw bytes (for tests of malformed input): returns the status and body.
+    ///
+    /// # Errors
+    /// Transport errors.
+    pub async fn raw(&self, method: Method, path: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>)> {
+        let (status, bytes) = self.attempt(&method, path, &Bytes::from(body)).await?;
+        Ok((status.as_u16(), bytes.to_vec()))
+    }
+
+    /// `GET /healthz`.
+    ///
+    /// # Errors
+    /// Transport and HTTP errors.
+    pub async fn health(&self) -> Result<Health> {
+        self.call::<(), _>(Method::GET, "/healthz", None).await
+    }
+
+    /// `GET /v1/manifest`, unverified: check it with a [`crate::manifest::ManifestPin`].
+    ///
+    /// # Errors
+    /// Transport and HTTP errors.
+    pub async fn manifest(&self) -> Result<SignedManifest> {
+        self.call::<(), _>(Method::GET, "/v1/manifest", None).await
+    }
+
+    /// `GET /metrics` (Prometheus text).
+    ///
+    /// # Errors
+    /// Transport and HTTP errors.
+    pub async fn metrics(&self) -> Result<String> {
+        let (status, body) = self
+            .attempt(&Method::GET, "/metrics", &Bytes::new())
+            .await?;
+        if !status.is_success() {
+            return Err(Error::Http {
+                status: status.as_u16(),
+                code: "metrics".into(),
+                detail: String::new(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// `POST /v1/unwrap`: one batch; every stanza must be addressed to this custodian. The
+    /// released shares are opened from the batch's HPKE reply with a fresh ephemeral key.
+    ///
+    /// # Errors
+    /// [`Error::Protocol`] for an empty or mixed batch or a reply that does not open;
+    /// transport and HTTP errors. Per-item denials are in the returned vector.
+    pub async fn unwrap(
+        &self,
+        items: &[Item<'_>],
+        approval: Option<&SignedApproval>,
+    ) -> Result<Vec<core::result::Result<Share, Denial>>> {
+        let first = items
+            .first()
+            .ok_or_else(|| Error::Protocol("empty batch".into()))?;
+        let recipient = &first.stanza.recipient;
+        if items
+            .iter()
+            .any(|i| !i.stanza.recipient.same_custodian(recipient))
+        {
+            return Err(Error::Protocol("a batch goes to one custodian".into()));
+        }
+        let ephemeral = RecipientSecretKey::generate(&mut SystemRandomness::new())?;
+        let req = UnwrapRequest {
+            caller_key: hex::encode(ephemeral.public_key()?),
+            approval: approval.cloned(),
+            items: items.iter().map(Item::wire).collect(),
+        };
+        let resp: UnwrapResponse = self.call(Method::POST, "/v1/unwrap", Some(&req)).await?;
+        if resp.results.len() != items.len() {
+            return Err(Error::Protocol(
+                "unwrap reply has the wrong number of results".into(),
+            ));
+        }
+        let mut sealed = Vec::new();
+        for (i, (r, item)) in resp.results.iter().zip(items).enumerate() {
+            if let UnwrapResult::Share(h) = r {
+                let ct: [u8; 48] = hex::decode(h)
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| Error::Protocol("bad sealed share".into()))?;
+                sealed.push((reply_aad(i, &item.object_id.0), ct));
+            }
+        }
+        let enc: [u8; 32] = hex::decode(&resp.enc)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| Error::Protocol("bad enc".into()))?;
+        let info = reply_info(recipient.region.as_str(), recipient.custodian.as_str());
+        let mut shares = open_replies(&ephemeral, &enc, &info, &sealed)
+            .map_err(|_| Error::Protocol("unwrap reply did not open".into()))?
+            .into_iter();
+        Ok(resp
+            .results
+            .into_iter()
+            .map(|r| match r {
+                UnwrapResult::Share(_) => shares.next().ok_or(Denial::Malformed),
+                UnwrapResult::Denied(d) => Err(d),
+            })
+            .collect())
+    }
+
+    /// `POST /v1/rewrap`: the stanzas re-wrapped to the custodian's active key version.
+    ///
+    /// # Errors
+    /// Transport, HTTP and protocol errors; per-item denials in the vector.
+    pub async fn rewrap(
+        &self,
+        items: &[Item<'_>],
+    ) -> Result<Vec<core::result::Result<Stanza, Denial>>> {
+        let req = RewrapRequest {
+            items: items.iter().map(Item::wire).collect(),
+        };
+        let resp: RewrapResponse = self.call(Method::POST, "/v1/rewrap", Some(&req)).await?;
+        if resp.results.len() != items.len() {
+            return Err(Error::Protocol(
+                "rewrap reply has the wrong number of results".into(),
+            ));
+        }
+        resp.results
+            .into_iter()
+            .map(|r| match r {
+                RewrapResult::Stanza(h) => hex::decode(h)
+                    .ok()
+                    .and_then(|b| Stanza::from_bytes(&b).ok())
+                    .map(Ok)
+                    .ok_or_else(|| Error::Protocol("bad stanza in rewrap reply".into())),
+                RewrapResult::Denied(d) => Ok(Err(d)),
+            })
+            .collect()
+    }
+
+    /// `POST /v1/keys/rotate` (admin).
+    ///
+    /// # Errors
+    /// [`Error::Denied`] and transport/HTTP errors.
+    pub async fn rotate(&self) -> Result<SignedManifest> {
+        self.call::<(), _>(Method::POST, "/v1/keys/rotate", None)
+            .await
+    }
+
+    /// `POST /v1/keys/{version}/retire` (admin).
+    ///
+    /// # Errors
+    /// As [`Self::rotate`].
+    pub async fn retire(&self, version: u32) -> Result<SignedManifest> {
+        self.call::<(), _>(Method::POST, &format!("/v1/keys/{version}/retire"), None)
+            .await
+    }
+
+    /// `POST /v1/keys/{version}/destroy` (admin, with an M-of-N approval).
+    ///
+    /// # Errors
+    /// As [`Self::rotate`].
+    pub async fn destroy(&self, version: u32, approval: &SignedApproval) -> Result<SignedManifest> {
+        let req = DestroyRequest {
+            approval: approval.clone(),
+        };
+        self.call(
+            Method::POST,
+            &format!("/v1/keys/{version}/destroy"),
+            Some(&req),
+        )
+        .await
+    }
+
+    /// `POST /v1/approvals/{id}/revoke`.
+    ///
+    /// # Errors
+    /// [`Error::Denied`] for a bad revocation; transport/HTTP errors.
+    pub async fn revoke(&self, revocation: &Revocation) -> Result<()> {
+        let _: serde_json::Value = self
+            .call(
+                Method::POST,
+                &format!("/v1/approvals/{}/revoke", revocation.approval_id),
+                Some(revocation),
+            )
+            .await?;
+        Ok(())
+    }
+}

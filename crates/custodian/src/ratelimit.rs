@@ -1,0 +1,161 @@
+//! Per-caller, per-mailbox rate limits (token buckets) and bulk-read flagging.
+//!
+//! An in-region caller may unwrap without an approval, so a quiet bulk export through an
+//! in-region gateway is slowed by the buckets and made visible by the `bulk` flag (raised when
+//! one caller touches more distinct mailboxes within a minute than the configured threshold).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+/// Limits, from the config's `[limits]` table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimits {
+    /// Sustained unwraps per minute per (caller, mailbox).
+    pub per_mailbox_per_minute: u32,
+    /// Burst size per (caller, mailbox).
+    pub per_mailbox_burst: u32,
+    /// Distinct mailboxes per caller per minute above which reads are flagged `bulk`.
+    pub bulk_mailboxes_per_minute: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            per_mailbox_per_minute: 6000,
+            per_mailbox_burst: 2000,
+            bulk_mailboxes_per_minute: 500,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: f64,
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    minute: u64,
+    mailboxes: HashSet<String>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    buckets: HashMap<([u8; 32], String), Bucket>,
+    windows: HashMap<[u8; 32], Window>,
+}
+
+/// The limiter. Time is passed in (seconds, fractional) so tests control it.
+#[derive(Debug)]
+pub struct RateLimiter {
+    limits: RateLimits,
+    state: Mutex<State>,
+}
+
+/// Result of asking the limiter about one item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// Whether the item is within its bucket.
+    pub allowed: bool,
+    /// Whether the caller is reading many mailboxes (flag the decision).
+    pub bulk: bool,
+}
+
+impl RateLimiter {
+    /// A limiter with `limits`.
+    #[must_use]
+    pub fn new(limits: RateLimits) -> Self {
+        Self {
+            limits,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Takes one token for (`caller`, `mailbox`) at time `now` (seconds).
+    pub fn admit(&self, caller: &[u8; 32], mailbox: &str, now: f64) -> Admission {
+        let Ok(mut st) = self.state.lock() else {
+            return Admission {
+                allowed: false,
+                bulk: true,
+            };
+        };
+        let rate = f64::from(self.limits.per_mailbox_per_minute) / 60.0;
+        let burst = f64::from(self.limits.per_mailbox_burst.max(1));
+        if st.buckets.len() > 100_000 {
+            // Forget full buckets: they are indistinguishable from new ones.
+            st.buckets
+                .retain(|_, b| b.tokens + (now - b.at) * rate < burst);
+        }
+        let b = st
+            .buckets
+            .entry((*caller, mailbox.to_owned()))
+            .or_insert(Bucket {
+                tokens: burst,
+                at: now,
+            });
+        b.tokens = (b.tokens + (now - b.at).max(0.0) * rate).min(burst);
+        b.at = now;
+        let allowed = b.tokens >= 1.0;
+        if allowed {
+            b.tokens -= 1.0;
+        }
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a finite, positive number of minutes since 1970"
+        )]
+        let minute = if now.is_finite() && now > 0.0 {
+            (now / 60.0) as u64
+        } else {
+            0
+        };
+        let w = st.windows.entry(*caller).or_default();
+        if w.minute != minute {
+            w.minute = minute;
+            w.mailboxes.clear();
+        }
+        if w.mailboxes.len() <= self.limits.bulk_mailboxes_per_minute as usize {
+            w.mailboxes.insert(mailbox.to_owned());
+        }
+        let bulk = w.mailboxes.len() > self.limits.bulk_mailboxes_per_minute as usize;
+        Admission { allowed, bulk }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_refill() {
+        let rl = RateLimiter::new(RateLimits {
+            per_mailbox_per_minute: 60,
+            per_mailbox_burst: 3,
+            bulk_mailboxes_per_minute: 100,
+        });
+        let c = [1; 32];
+        for _ in 0..3 {
+            assert!(rl.admit(&c, "m", 100.0).allowed);
+        }
+        assert!(!rl.admit(&c, "m", 100.0).allowed);
+        assert!(rl.admit(&c, "other", 100.0).allowed, "per mailbox");
+        assert!(rl.admit(&[2; 32], "m", 100.0).allowed, "per caller");
+        assert!(rl.admit(&c, "m", 101.5).allowed, "refills at 1/s");
+    }
+
+    #[test]
+    fn many_mailboxes_are_flagged_bulk() {
+        let rl = RateLimiter::new(RateLimits {
+            per_mailbox_per_minute: 60,
+            per_mailbox_burst: 3,
+            bulk_mailboxes_per_minute: 5,
+        });
+        let c = [1; 32];
+        let flags: Vec<bool> = (0..7)
+            .map(|i| rl.admit(&c, &format!("m{i}"), 120.0).bulk)
+            .collect();
+        assert_eq!(flags, [false, false, false, false, false, true, true]);
+        assert!(!rl.admit(&c, "m0", 180.0).bulk, "new minute");
+    }
+}

@@ -1,0 +1,739 @@
+//! The custodian's decisions, independent of HTTP: unwrap, rewrap, key administration and
+//! approval revocation. Every decision is written to the decision log before anything leaves.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+
+use custodia_envelope::{
+    Context, ObjectId, Share, Stanza, SystemRandomness, rewrap_stanza, seal_replies, unwrap_share,
+};
+
+use crate::api::{
+    Denial, RewrapRequest, RewrapResponse, RewrapResult, StanzaItem, UnwrapRequest, UnwrapResponse,
+    UnwrapResult, reply_aad, reply_info,
+};
+use crate::approval::{
+    Action, Approver, ApproverSet, Expected, Revocation, SignedApproval, VerifiedApproval,
+};
+use crate::config::{CallerConfig, Config, KekSource, Role};
+use crate::decision_log::{Decision, DecisionLog, FileDecisionLog, Outcome};
+use crate::kek::LocalKek;
+use crate::keystore::Keystore;
+use crate::ledger::ApprovalLedger;
+use crate::manifest::SignedManifest;
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::tls::CallerIdentity;
+use crate::{Error, Result};
+
+/// An authenticated caller: identity from its certificate, policy entry from the config.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Fixed by the certificate's issuing CA and subject.
+    pub identity: CallerIdentity,
+    /// Its policy entry, if it has one.
+    pub entry: Option<CallerConfig>,
+}
+
+impl Caller {
+    fn has(&self, role: Role) -> bool {
+        self.entry.as_ref().is_some_and(|e| e.roles.contains(&role))
+    }
+
+    fn name(&self) -> String {
+        self.entry
+            .as_ref()
+            .map_or_else(|| self.identity.name.clone(), |e| e.name.clone())
+    }
+}
+
+/// Paths of the custodian's state files inside its data directory.
+#[derive(Debug, Clone)]
+pub struct DataPaths {
+    /// The sealed keystore.
+    pub keystore: PathBuf,
+    /// The decision log.
+    pub decisions: PathBuf,
+    /// The approval ledger.
+    pub approvals: PathBuf,
+}
+
+impl DataPaths {
+    /// The standard file names under `dir`.
+    #[must_use]
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            keystore: dir.join("keystore.json"),
+            decisions: dir.join("decisions.log"),
+            approvals: dir.join("approvals.log"),
+        }
+    }
+}
+
+/// Loads the key-encryption key. For a file source, a `<file>.next` left by an interrupted
+/// key destruction is tried too (see [`Custodian::destroy`]).
+fn load_kek(source: &KekSource) -> Result<LocalKek> {
+    match source {
+        KekSource::File(p) => LocalKek::from_file(p),
+        KekSource::Env(v) => LocalKek::from_env(v),
+    }
+}
+
+fn next_kek_path(p: &Path) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(".next");
+    PathBuf::from(s)
+}
+
+/// Unix time now, in seconds.
+#[must_use]
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The custody service state.
+pub struct Custodian {
+    config: Config,
+    keystore: RwLock<Keystore>,
+    kek: Mutex<LocalKek>,
+    manifest: RwLock<SignedManifest>,
+    approvers: Option<ApproverSet>,
+    ledger: Mutex<ApprovalLedger>,
+    log: Box<dyn DecisionLog>,
+    limiter: RateLimiter,
+    /// Metrics, rendered at `/metrics`.
+    pub metrics: Metrics,
+}
+
+impl core::fmt::Debug for Custodian {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "Custodian({}/{})",
+            self.config.region, self.config.custodian
+        )
+    }
+}
+
+struct ItemDecision {
+    mailbox: Option<String>,
+    object_id: Option<[u8; 32]>,
+    key_version: Option<u32>,
+    result: core::result::Result<Share, Denial>,
+    via_approval: bool,
+    bulk: bool,
+}
+
+impl Custodian {
+    /// Opens the service state: config, keystore (refusing insecure keys unless `dev`),
+    /// decision log and approval ledger.
+    ///
+    /// # Errors
+    /// Any configuration, keystore or file error, naming what to fix.
+    pub fn open(config: Config, dev: bool) -> Result<Self> {
+        let paths = DataPaths::new(&config.data_dir);
+        let (kek, keystore) = Self::open_keystore(&config, &paths.keystore, dev)?;
+        if keystore.region() != &config.region || keystore.custodian() != &config.custodian {
+            return Err(Error::config(
+                "region",
+                format!(
+                    "keystore belongs to {}/{}, config says {}/{}",
+                    keystore.region(),
+                    keystore.custodian(),
+                    config.region,
+                    config.custodian
+                ),
+            ));
+        }
+        let mut keystore = keystore;
+        let manifest = keystore.sign_manifest(&kek, unix_now(), config.manifest_validity_secs)?;
+        let approvers = if config.approvers.is_empty() {
+            None
+        } else {
+            Some(ApproverSet::new(
+                config
+                    .approvers
+                    .iter()
+                    .map(|a| Approver {
+                        name: a.name.clone(),
+                        public_key: a.public_key,
+                    })
+                    .collect(),
+                config.approval_threshold,
+            )?)
+        };
+        let limiter = RateLimiter::new(config.limits.rate);
+        Ok(Self {
+            ledger: Mutex::new(ApprovalLedger::open(&paths.approvals)?),
+            log: Box::new(FileDecisionLog::open(&paths.decisions)?),
+            keystore: RwLock::new(keystore),
+            kek: Mutex::new(kek),
+            manifest: RwLock::new(manifest),
+            approvers,
+            limiter,
+            metrics: Metrics::default(),
+            config,
+        })
+    }
+
+    fn open_keystore(config: &Config, path: &Path, dev: bool) -> Result<(LocalKek, Keystore)> {
+        let kek = load_kek(&config.kek)?;
+        match Keystore::open(path, &kek, dev) {
+            Ok(ks) => Ok((kek, ks)),
+            Err(first) => {
+                // A destruction interrupted between re-sealing the keystore and replacing the
+                // KEK file leaves the new KEK in `<file>.next`: finish the swap.
+                if let KekSource::File(p) = &config.kek {
+                    let next = next_kek_path(p);
+                    if next.exists() {
+                        let new = LocalKek::from_file(&next)?;
+                        let ks = Keystore::open(path, &new, dev)?;
+                        std::fs::rename(&next, p).map_err(|e| Error::io(p, e))?;
+                        return Ok((new, ks));
+                    }
+                }
+                Err(first)
+            }
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The caller for a verified identity.
+    #[must_use]
+    pub fn caller(&self, identity: CallerIdentity) -> Caller {
+        let entry = self
+            .config
+            .caller(&identity.region, &identity.name)
+            .cloned();
+        Caller { identity, entry }
+    }
+
+    /// The current signed manifest, re-signed once half its validity has passed.
+    ///
+    /// # Errors
+    /// Keystore persistence errors.
+    pub fn manifest(&self, now: u64) -> Result<SignedManifest> {
+        {
+            let m = self.manifest.read().map_err(|_| poisoned())?;
+            let half = self.config.manifest_validity_secs / 2;
+            if now < m.manifest.issued_at.saturating_add(half) {
+                return Ok(m.clone());
+            }
+        }
+        self.resign(now)
+    }
+
+    fn resign(&self, now: u64) -> Result<SignedManifest> {
+        let kek = self.kek.lock().map_err(|_| poisoned())?;
+        let mut ks = self.keystore.write().map_err(|_| poisoned())?;
+        let m = ks.sign_manifest(&*kek, now, self.config.manifest_validity_secs)?;
+        *self.manifest.write().map_err(|_| poisoned())? = m.clone();
+        Ok(m)
+    }
+
+    /// The active key version.
+    ///
+    /// # Errors
+    /// Only on a poisoned lock.
+    pub fn active_version(&self) -> Result<u32> {
+        Ok(self
+            .keystore
+            .read()
+            .map_err(|_| poisoned())?
+            .active()
+            .version
+            .0)
+    }
+
+    fn decision(&self, caller: &Caller, operation: &str, now: u64) -> Decision {
+        Decision {
+            seq: 0,
+            time: now,
+            operation: operation.to_owned(),
+            caller_region: caller.identity.region.to_string(),
+            caller_name: caller.name(),
+            mailbox: None,
+            object_id: None,
+            key_version: None,
+            approval_id: None,
+            outcome: Outcome::Deny,
+            reason: String::new(),
+            flags: Vec::new(),
+        }
+    }
+
+    fn write_log(&self, batch: &mut [Decision]) -> Result<u64> {
+        match self.log.append(batch) {
+            Ok(first) => {
+                for d in batch.iter() {
+                    let outcome = match d.outcome {
+                        Outcome::Allow => "allow",
+                        Outcome::Deny => "deny",
+                    };
+                    self.metrics.decision(&d.operation, outcome, &d.reason);
+                }
+                Ok(first)
+            }
+            Err(e) => {
+                self.metrics.log_failure();
+                tracing::error!(error = %e, "decision log write failed: releasing nothing");
+                Err(e)
+            }
+        }
+    }
+
+    fn verify_approval(
+        &self,
+        caller: &Caller,
+        doc: &SignedApproval,
+        now: u64,
+    ) -> core::result::Result<VerifiedApproval, Denial> {
+        let set = self.approvers.as_ref().ok_or(Denial::ApprovalInvalid)?;
+        set.verify(
+            doc,
+            &Expected {
+                region: &self.config.region,
+                custodian: &self.config.custodian,
+                caller_key_hash: &caller.identity.key_hash,
+            },
+            now,
+        )
+    }
+
+    /// Decides and serves an unwrap batch.
+    ///
+    /// # Errors
+    /// [`Error::Protocol`] for a malformed request as a whole (bad caller key, too many
+    /// items); [`Error::LogUnavailable`] if the decisions could not be made durable (then
+    /// nothing is released).
+    pub fn unwrap(&self, caller: &Caller, req: &UnwrapRequest, now: u64) -> Result<UnwrapResponse> {
+        if req.items.len() > self.config.limits.max_batch {
+            return Err(Error::Protocol(format!(
+                "{} items; at most {} per batch",
+                req.items.len(),
+                self.config.limits.max_batch
+            )));
+        }
+        let caller_key: [u8; 32] = hex::decode(&req.caller_key)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| Error::Protocol("caller_key: 64 hex characters".into()))?;
+        self.metrics.batch_size(req.items.len());
+        let approval = req
+            .approval
+            .as_ref()
+            .map(|doc| self.verify_approval(caller, doc, now));
+        let in_region = caller.identity.region == self.config.region;
+        #[allow(clippy::cast_precision_loss, reason = "seconds fit in f64")]
+        let now_f = now as f64;
+        let mut items: Vec<ItemDecision> = {
+            let ks = self.keystore.read().map_err(|_| poisoned())?;
+            req.items
+                .iter()
+                .map(|item| {
+                    self.decide_unwrap(caller, item, in_region, approval.as_ref(), &ks, now_f)
+                })
+                .collect()
+        };
+
+        // Charge the approval's uses, all or nothing, durably, before anything is released.
+        let approval_id = match &approval {
+            Some(Ok(v)) => Some(v.id.to_string()),
+            _ => None,
+        };
+        if let Some(Ok(v)) = &approval {
+            let mailboxes: BTreeSet<String> = items
+                .iter()
+                .filter(|d| d.via_approval && d.result.is_ok())
+                .filter_map(|d| d.mailbox.clone())
+                .collect();
+            if !mailboxes.is_empty() {
+                let list: Vec<String> = mailboxes.into_iter().collect();
+                let charged = self
+                    .ledger
+                    .lock()
+                    .map_err(|_| poisoned())?
+                    .charge(&v.id, &list, v.max_uses().unwrap_or(0))
+                    .map_err(|e| Error::LogUnavailable(e.to_string()))?;
+                if let Err(denial) = charged {
+                    for d in items
+                        .iter_mut()
+                        .filter(|d| d.via_approval && d.result.is_ok())
+                    {
+                        d.result = Err(denial);
+                    }
+                }
+            }
+        }
+
+        let mut log: Vec<Decision> = items
+            .iter()
+            .map(|d| {
+                let mut e = self.decision(caller, "unwrap", now);
+                e.mailbox.clone_from(&d.mailbox);
+                e.object_id = d.object_id.map(hex::encode);
+                e.key_version = d.key_version;
+                if d.via_approval {
+                    e.approval_id.clone_from(&approval_id);
+                }
+                if d.bulk {
+                    e.flags.push("bulk".into());
+                }
+                match &d.result {
+                    Ok(_) => {
+                        e.outcome = Outcome::Allow;
+                        e.reason = if d.via_approval {
+                            "approval"
+                        } else {
+                            "in_region"
+                        }
+                        .into();
+                    }
+                    Err(denial) => denial.as_str().clone_into(&mut e.reason),
+                }
+                e
+            })
+            .collect();
+        let first = self.write_log(&mut log)?;
+
+        // Only now, with every decision durable, seal the released shares to the caller.
+        let released: Vec<(Vec<u8>, &Share)> = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| {
+                let share = d.result.as_ref().ok()?;
+                Some((reply_aad(i, &d.object_id.unwrap_or([0; 32])), share))
+            })
+            .collect();
+        let info = reply_info(self.config.region.as_str(), self.config.custodian.as_str());
+        let (enc, replies) =
+            seal_replies(&caller_key, &info, &released, &mut SystemRandomness::new())?;
+        let mut replies = replies.into_iter();
+        let results = items
+            .iter()
+            .map(|d| match &d.result {
+                Ok(_) => UnwrapResult::Share(hex::encode(replies.next().unwrap_or([0; 48]))),
+                Err(denial) => UnwrapResult::Denied(*denial),
+            })
+            .collect();
+        Ok(UnwrapResponse {
+            enc: hex::encode(enc),
+            results,
+            decisions: (first, log.len() as u64),
+        })
+    }
+
+    fn decide_unwrap(
+        &self,
+        caller: &Caller,
+        item: &StanzaItem,
+        in_region: bool,
+        approval: Option<&core::result::Result<VerifiedApproval, Denial>>,
+        ks: &Keystore,
+        now: f64,
+    ) -> ItemDecision {
+        let mut d = ItemDecision {
+            mailbox: None,
+            object_id: None,
+            key_version: None,
+            result: Err(Denial::Malformed),
+            via_approval: false,
+            bulk: false,
+        };
+        let Some((object_id, context, stanza)) = parse_item(item) else {
+            return d;
+        };
+        d.mailbox = Some(context.mailbox().to_owned());
+        d.object_id = Some(object_id.0);
+        d.key_version = Some(stanza.recipient.key_version.0);
+        d.result = (|| {
+            if !caller.has(Role::Unwrap) {
+                return Err(Denial::RoleMissing);
+            }
+            if stanza.recipient.region != self.config.region
+                || stanza.recipient.custodian != self.config.custodian
+                || context.region() != &self.config.region
+            {
+                return Err(Denial::WrongCustodian);
+            }
+            if in_region {
+                let admission =
+                    self.limiter
+                        .admit(&caller.identity.key_hash, context.mailbox(), now);
+                d.bulk = admission.bulk;
+                if admission.bulk {
+                    self.metrics.bulk_flag();
+                }
+                if !admission.allowed {
+                    self.metrics.rate_limited();
+                    return Err(Denial::RateLimited);
+                }
+            } else {
+                d.via_approval = true;
+                let verified = approval
+                    .ok_or(Denial::ApprovalRequired)?
+                    .as_ref()
+                    .map_err(|e| *e)?;
+                if !verified.covers(context.mailbox()) {
+                    return Err(Denial::ApprovalWrongMailbox);
+                }
+            }
+            let secret = ks.secret(&stanza.recipient.key_id, stanza.recipient.key_version)?;
+            unwrap_share(secret, &stanza, &object_id, &context.to_bytes())
+                .map_err(|_| Denial::StanzaInvalid)
+        })();
+        d
+    }
+
+    /// Rewraps a batch of this custodian's stanzas to its active key version. No share leaves.
+    ///
+    /// # Errors
+    /// [`Error::Protocol`] for too many items; [`Error::LogUnavailable`].
+    pub fn rewrap(&self, caller: &Caller, req: &RewrapRequest, now: u64) -> Result<RewrapResponse> {
+        if req.items.len() > self.config.limits.max_batch {
+            return Err(Error::Protocol("too many items".into()));
+        }
+        let ks = self.keystore.read().map_err(|_| poisoned())?;
+        let active = ks.active();
+        let target = ks.recipient(&active);
+        let mut rng = SystemRandomness::new();
+        let mut log = Vec::with_capacity(req.items.len());
+        let mut results = Vec::with_capacity(req.items.len());
+        for item in &req.items {
+            let mut e = self.decision(caller, "rewrap", now);
+            let outcome: core::result::Result<Stanza, Denial> = (|| {
+                let (object_id, context, stanza) = parse_item(item).ok_or(Denial::Malformed)?;
+                e.mailbox = Some(context.mailbox().to_owned());
+                e.object_id = Some(hex::encode(object_id.0));
+                e.key_version = Some(stanza.recipient.key_version.0);
+                if !caller.has(Role::Rewrap) {
+                    return Err(Denial::RoleMissing);
+                }
+                if caller.identity.region != self.config.region {
+                    return Err(Denial::OutOfRegion);
+                }
+                if stanza.recipient.region != self.config.region
+                    || stanza.recipient.custodian != self.config.custodian
+                    || context.region() != &self.config.region
+                {
+                    return Err(Denial::WrongCustodian);
+                }
+                let secret = ks.secret(&stanza.recipient.key_id, stanza.recipient.key_version)?;
+                rewrap_stanza(
+                    secret,
+                    &stanza,
+                    &object_id,
+                    &context.to_bytes(),
+                    &target,
+                    &mut rng,
+                )
+                .map_err(|_| Denial::StanzaInvalid)
+            })();
+            match &outcome {
+                Ok(_) => {
+                    e.outcome = Outcome::Allow;
+                    e.reason = format!("rewrap_to_v{}", active.version.0);
+                }
+                Err(d) => d.as_str().clone_into(&mut e.reason),
+            }
+            log.push(e);
+            results.push(outcome);
+        }
+        drop(ks);
+        self.write_log(&mut log)?;
+        Ok(RewrapResponse {
+            results: results
+                .into_iter()
+                .map(|r| match r {
+                    Ok(s) => RewrapResult::Stanza(hex::encode(s.to_bytes())),
+                    Err(d) => RewrapResult::Denied(d),
+                })
+                .collect(),
+        })
+    }
+
+    fn admin_check(&self, caller: &Caller, op: &str, version: Option<u32>, now: u64) -> Result<()> {
+        let denial = if !caller.has(Role::Admin) {
+            Some(Denial::RoleMissing)
+        } else if caller.identity.region != self.config.region {
+            Some(Denial::OutOfRegion)
+        } else {
+            None
+        };
+        if let Some(d) = denial {
+            let mut e = self.decision(caller, op, now);
+            e.key_version = version;
+            d.as_str().clone_into(&mut e.reason);
+            self.write_log(&mut [e])?;
+            return Err(Error::Denied(d));
+        }
+        Ok(())
+    }
+
+    fn log_allow(
+        &self,
+        caller: &Caller,
+        op: &str,
+        version: Option<u32>,
+        approval: Option<String>,
+        now: u64,
+    ) -> Result<()> {
+        let mut e = self.decision(caller, op, now);
+        e.key_version = version;
+        e.approval_id = approval;
+        e.outcome = Outcome::Allow;
+        e.reason = "admin".into();
+        self.write_log(&mut [e]).map(|_| ())
+    }
+
+    /// Rotates: a new active key version; the previous one is retired (still unwraps).
+    ///
+    /// # Errors
+    /// [`Error::Denied`] without the admin role in-region; keystore and log errors.
+    pub fn rotate(&self, caller: &Caller, now: u64) -> Result<SignedManifest> {
+        self.admin_check(caller, "rotate", None, now)?;
+        self.log_allow(caller, "rotate", None, None, now)?;
+        {
+            let kek = self.kek.lock().map_err(|_| poisoned())?;
+            let mut ks = self.keystore.write().map_err(|_| poisoned())?;
+            ks.rotate(&*kek, &mut SystemRandomness::new(), now)?;
+        }
+        self.resign(now)
+    }
+
+    /// Retires a key version: no longer sealed to; still unwraps.
+    ///
+    /// # Errors
+    /// As [`Self::rotate`]; the active version cannot be retired (rotate first).
+    pub fn retire(&self, caller: &Caller, version: u32, now: u64) -> Result<SignedManifest> {
+        self.admin_check(caller, "retire", Some(version), now)?;
+        self.log_allow(caller, "retire", Some(version), None, now)?;
+        {
+            let kek = self.kek.lock().map_err(|_| poisoned())?;
+            let mut ks = self.keystore.write().map_err(|_| poisoned())?;
+            ks.retire(custodia_envelope::KeyVersion(version), &*kek)?;
+        }
+        self.resign(now)
+    }
+
+    /// Destroys a retired key version, given an M-of-N approval naming it: the private key is
+    /// wiped and the keystore re-sealed under a fresh KEK, which replaces the KEK file (the
+    /// old KEK, and any copy of the old keystore, no longer matter). The new KEK is first
+    /// written to `<kek file>.next`, so a crash between the two steps is finished at the next
+    /// start.
+    ///
+    /// # Errors
+    /// [`Error::Denied`] for a missing role or a bad approval; [`Error::Config`] when the KEK
+    /// comes from an environment variable (it cannot be replaced); keystore and log errors.
+    pub fn destroy(
+        &self,
+        caller: &Caller,
+        version: u32,
+        approval: &SignedApproval,
+        now: u64,
+    ) -> Result<SignedManifest> {
+        self.admin_check(caller, "destroy", Some(version), now)?;
+        let verified = self
+            .verify_approval(caller, approval, now)
+            .and_then(|v| match v.action {
+                Action::DestroyKey { key_version } if key_version == version => Ok(v),
+                _ => Err(Denial::ApprovalInvalid),
+            });
+        let verified = match verified {
+            Ok(v) => v,
+            Err(d) => {
+                let mut e = self.decision(caller, "destroy", now);
+                e.key_version = Some(version);
+                d.as_str().clone_into(&mut e.reason);
+                self.write_log(&mut [e])?;
+                return Err(Error::Denied(d));
+            }
+        };
+        let KekSource::File(kek_path) = &self.config.kek else {
+            return Err(Error::config(
+                "kek",
+                "key destruction replaces the KEK and needs `kek.file`, not `kek.env`",
+            ));
+        };
+        let charged = self.ledger.lock().map_err(|_| poisoned())?.charge(
+            &verified.id,
+            &[format!("destroy-v{version}")],
+            1,
+        )?;
+        if let Err(d) = charged {
+            return Err(Error::Denied(d));
+        }
+        self.log_allow(
+            caller,
+            "destroy",
+            Some(version),
+            Some(verified.id.to_string()),
+            now,
+        )?;
+        let new_kek = LocalKek::generate(&mut SystemRandomness::new())?;
+        let next = next_kek_path(kek_path);
+        new_kek.write_file(&next)?;
+        {
+            let mut kek = self.kek.lock().map_err(|_| poisoned())?;
+            let mut ks = self.keystore.write().map_err(|_| poisoned())?;
+            ks.destroy(custodia_envelope::KeyVersion(version), &new_kek)?;
+            std::fs::rename(&next, kek_path).map_err(|e| Error::io(kek_path, e))?;
+            *kek = new_kek;
+        }
+        self.resign(now)
+    }
+
+    /// Revokes an approval, given a revocation signed by one of the approvers.
+    ///
+    /// # Errors
+    /// [`Error::Denied`] for a bad revocation; ledger and log errors.
+    pub fn revoke(&self, caller: &Caller, id: &str, rev: &Revocation, now: u64) -> Result<()> {
+        let set = self
+            .approvers
+            .as_ref()
+            .ok_or(Error::Denied(Denial::ApprovalInvalid))?;
+        let mut e = self.decision(caller, "revoke", now);
+        e.approval_id = Some(id.to_owned());
+        let verified = set.verify_revocation(rev).and_then(|rid| {
+            if rid.to_string() == id {
+                Ok(rid)
+            } else {
+                Err(Denial::ApprovalInvalid)
+            }
+        });
+        match verified {
+            Ok(rid) => {
+                self.ledger.lock().map_err(|_| poisoned())?.revoke(&rid)?;
+                e.outcome = Outcome::Allow;
+                e.reason = "revoked".into();
+                self.write_log(&mut [e])?;
+                Ok(())
+            }
+            Err(d) => {
+                d.as_str().clone_into(&mut e.reason);
+                self.write_log(&mut [e])?;
+                Err(Error::Denied(d))
+            }
+        }
+    }
+}
+
+fn poisoned() -> Error {
+    Error::LogUnavailable("internal lock poisoned".into())
+}
+
+/// Decodes one request item; `None` if anything is malformed.
+fn parse_item(item: &StanzaItem) -> Option<(ObjectId, Context, Stanza)> {
+    let object_id: [u8; 32] = hex::decode(&item.object_id).ok()?.try_into().ok()?;
+    let context = Context::from_bytes(&hex::decode(&item.context).ok()?).ok()?;
+    let stanza = Stanza::from_bytes(&hex::decode(&item.stanza).ok()?).ok()?;
+    Some((ObjectId(object_id), context, stanza))
+}

@@ -1,0 +1,639 @@
+//! The custodian as a real process on 127.0.0.1 with real mTLS: policy, approvals, identity,
+//! rewrap, destruction, durability of decisions, and bad input.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::too_many_lines,
+    reason = "tests"
+)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use custodia_custodian::Error;
+use custodia_custodian::api::Denial;
+use custodia_custodian::approval::{Action, Approval, ApproverKey, SignedApproval};
+use custodia_custodian::client::{CustodianClient, Item};
+use custodia_custodian::decision_log::{FileDecisionLog, Outcome};
+use custodia_custodian::kek::LocalKek;
+use custodia_custodian::keystore::Keystore;
+use custodia_custodian::manifest::ManifestPin;
+use custodia_envelope::{
+    Binding, Context, Header, Metadata, Profile, RecipientPublicKey, Region, SealOptions, Share,
+    SystemRandomness, seal,
+};
+use custodia_tests::{CallerEntry, CustodianProc, CustodianSpec, Leaf, TestCa};
+
+const MAILBOX_A: &str = "aoife@example.ie";
+const MAILBOX_B: &str = "brian@example.ie";
+
+struct World {
+    _tmp: tempfile::TempDir,
+    server_ca: TestCa,
+    cas: BTreeMap<String, TestCa>,
+    gw_ie: Leaf,
+    gw_us: Leaf,
+    us_claims_ie: Leaf,
+    admin_ie: Leaf,
+    approvers: Vec<ApproverKey>,
+    custodian: CustodianProc,
+}
+
+fn caller(region: &str, identity: &str, roles: &[&str]) -> CallerEntry {
+    CallerEntry {
+        region: region.into(),
+        identity: identity.into(),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+    }
+}
+
+fn world_with(limits: &[&str], revoked_ie: &[u64]) -> World {
+    let tmp = tempfile::tempdir().unwrap();
+    let server_ca = TestCa::new("custodian server CA");
+    let mut cas = BTreeMap::new();
+    cas.insert("ie".to_owned(), TestCa::new("ie operator CA"));
+    cas.insert("us".to_owned(), TestCa::new("us provider CA"));
+    let gw_ie = cas["ie"].leaf("gateway-ie", &["gateway-ie"]);
+    let gw_us = cas["us"].leaf("gateway-us", &["gateway-us"]);
+    // A US certificate that claims the Irish gateway's identity in its subject.
+    let us_claims_ie = cas["us"].leaf("gateway-ie", &["gateway-ie"]);
+    let admin_ie = cas["ie"].leaf("admin-ie", &["admin-ie"]);
+    let mut rng = SystemRandomness::new();
+    let approvers: Vec<ApproverKey> = (0..3)
+        .map(|_| ApproverKey::generate(&mut rng).unwrap())
+        .collect();
+    let spec = CustodianSpec {
+        region: "ie".into(),
+        custodian: "dublin".into(),
+        callers: vec![
+            caller("ie", "gateway-ie", &["unwrap", "rewrap"]),
+            caller("us", "gateway-us", &["unwrap"]),
+            caller("us", "gateway-ie", &["unwrap"]),
+            caller("ie", "admin-ie", &["admin"]),
+        ],
+        approvers: approvers
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (format!("approver-{i}"), hex::encode(k.public_key())))
+            .collect(),
+        threshold: 2,
+        limits: limits.iter().map(|l| (*l).to_owned()).collect(),
+        revoked: BTreeMap::from([("ie".to_owned(), revoked_ie.to_vec())]),
+    };
+    let custodian = CustodianProc::start(&tmp.path().join("ie-dublin"), &server_ca, &cas, &spec);
+    World {
+        _tmp: tmp,
+        server_ca,
+        cas,
+        gw_ie,
+        gw_us,
+        us_claims_ie,
+        admin_ie,
+        approvers,
+        custodian,
+    }
+}
+
+fn world() -> World {
+    world_with(&[], &[])
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A sealed object and what a reader supplies.
+struct Object {
+    stored: Vec<u8>,
+    header: Header,
+    binding: Binding,
+}
+
+impl World {
+    fn client(&self, leaf: &Leaf) -> CustodianClient {
+        self.custodian.client(&self.server_ca, leaf)
+    }
+
+    /// The custodian's sealable key, from its manifest verified against the pinned key.
+    fn recipient(&self) -> RecipientPublicKey {
+        let manifest = rt().block_on(self.client(&self.gw_ie).manifest()).unwrap();
+        let mut pin = ManifestPin::new(self.custodian.manifest_key);
+        let mut keys = pin
+            .accept(&manifest, custodia_custodian::service::unix_now())
+            .unwrap();
+        assert_eq!(keys.len(), 1);
+        keys.remove(0)
+    }
+
+    fn seal(&self, mailbox: &str, key: &str, body: &[u8]) -> Object {
+        let ie = Region::new("ie").unwrap();
+        let context = Context::new(mailbox, &ie).unwrap();
+        let binding = Binding::new("mail-ie", key).unwrap();
+        let recipient = self.recipient();
+        let stored = seal(
+            &SealOptions {
+                profile: Profile::DEFAULT,
+                context: &context,
+                binding: &binding,
+                recipients: &[recipient],
+                metadata: &Metadata::new(),
+            },
+            body,
+            &mut SystemRandomness::new(),
+        )
+        .unwrap();
+        Object {
+            header: Header::parse(&stored).unwrap(),
+            stored,
+            binding,
+        }
+    }
+
+    fn approval(&self, mailboxes: &[&str], caller: &Leaf) -> Approval {
+        let now = custodia_custodian::service::unix_now();
+        Approval {
+            region: "ie".into(),
+            custodian: "dublin".into(),
+            caller_key_hash: hex::encode(caller.key_hash),
+            request_id: "mlat-2026-0042".into(),
+            purpose: "US warrant 26-M-114 via the Irish MLAT channel".into(),
+            not_before: now - 60,
+            not_after: now + 3600,
+            action: Action::LawfulAccess {
+                mailboxes: mailboxes.iter().map(|m| (*m).to_owned()).collect(),
+                max_uses_per_mailbox: 3,
+            },
+        }
+    }
+
+    fn sign(&self, approval: &Approval, signers: &[usize]) -> SignedApproval {
+        let mut doc = SignedApproval::new(approval.clone());
+        for &i in signers {
+            doc.add_signature(
+                self.approvers[i]
+                    .sign(&format!("approver-{i}"), approval)
+                    .unwrap(),
+            );
+        }
+        doc
+    }
+}
+
+fn item(o: &Object) -> Item<'_> {
+    Item {
+        object_id: o.header.object_id(),
+        context: o.header.context(),
+        stanza: &o.header.stanzas()[0],
+    }
+}
+
+fn unwrap_one(
+    client: &CustodianClient,
+    o: &Object,
+    approval: Option<&SignedApproval>,
+) -> Result<Share, Denial> {
+    let mut r = rt().block_on(client.unwrap(&[item(o)], approval)).unwrap();
+    r.remove(0)
+}
+
+fn opens(o: &Object, share: Share, body: &[u8]) {
+    let unlocked = o.header.unlock(&[share], &o.binding).unwrap();
+    assert_eq!(unlocked.open(&o.stored).unwrap(), body);
+}
+
+#[test]
+fn in_region_caller_unwraps_and_out_of_region_caller_is_denied() {
+    let w = world();
+    let body = b"Subject: Dublin mail\r\n\r\nstays in Ireland";
+    let o = w.seal(MAILBOX_A, "aoife/1.eml", body);
+
+    let share = unwrap_one(&w.client(&w.gw_ie), &o, None).unwrap();
+    opens(&o, share, body);
+
+    assert_eq!(
+        unwrap_one(&w.client(&w.gw_us), &o, None),
+        Err(Denial::ApprovalRequired)
+    );
+    // A US certificate claiming the Irish gateway's name is still a US caller.
+    assert_eq!(
+        unwrap_one(&w.client(&w.us_claims_ie), &o, None),
+        Err(Denial::ApprovalRequired)
+    );
+
+    let log = FileDecisionLog::read_all(&w.custodian.decisions_path()).unwrap();
+    let outcomes: Vec<(&str, Outcome, &str)> = log
+        .iter()
+        .map(|d| (d.caller_region.as_str(), d.outcome, d.reason.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("ie", Outcome::Allow, "in_region"),
+            ("us", Outcome::Deny, "approval_required"),
+            ("us", Outcome::Deny, "approval_required"),
+        ]
+    );
+    assert!(log.iter().all(|d| d.mailbox.as_deref() == Some(MAILBOX_A)));
+}
+
+#[test]
+fn a_two_of_three_approval_opens_exactly_the_named_mailbox() {
+    let w = world();
+    let a = w.seal(MAILBOX_A, "aoife/1.eml", b"A's mail");
+    let b = w.seal(MAILBOX_B, "brian/1.eml", b"B's mail");
+    let us = w.client(&w.gw_us);
+    let approval = w.approval(&[MAILBOX_A], &w.gw_us);
+    let doc = w.sign(&approval, &[0, 2]);
+
+    let share = unwrap_one(&us, &a, Some(&doc)).unwrap();
+    opens(&a, share, b"A's mail");
+    assert_eq!(
+        unwrap_one(&us, &b, Some(&doc)),
+        Err(Denial::ApprovalWrongMailbox)
+    );
+
+    let log = FileDecisionLog::read_all(&w.custodian.decisions_path()).unwrap();
+    let allowed: Vec<_> = log.iter().filter(|d| d.outcome == Outcome::Allow).collect();
+    assert_eq!(allowed.len(), 1);
+    assert_eq!(allowed[0].reason, "approval");
+    assert_eq!(
+        allowed[0].approval_id.as_deref(),
+        Some(approval.id().unwrap().to_string().as_str())
+    );
+}
+
+#[test]
+fn bad_approvals_are_denied_with_the_right_reason() {
+    let w = world();
+    let a = w.seal(MAILBOX_A, "aoife/1.eml", b"A's mail");
+    let us = w.client(&w.gw_us);
+    let now = custodia_custodian::service::unix_now();
+    let base = w.approval(&[MAILBOX_A], &w.gw_us);
+
+    let mut expired = base.clone();
+    expired.not_before = now - 7200;
+    expired.not_after = now - 3600;
+    let mut future = base.clone();
+    future.not_before = now + 3600;
+    future.not_after = now + 7200;
+    let mut other_custodian = base.clone();
+    other_custodian.custodian = "cork".into();
+    let other_caller = w.approval(&[MAILBOX_A], &w.gw_ie);
+    let stranger = ApproverKey::generate(&mut SystemRandomness::new()).unwrap();
+    let mut by_stranger = w.sign(&base, &[0]);
+    by_stranger.add_signature(stranger.sign("stranger", &base).unwrap());
+    let mut twice = w.sign(&base, &[1]);
+    twice.add_signature(w.approvers[1].sign("approver-1", &base).unwrap());
+    let mut tampered = w.sign(&base, &[0, 1]);
+    tampered.approval.purpose.push_str(" (and everything else)");
+
+    let cases: Vec<(&str, SignedApproval, Denial)> = vec![
+        (
+            "expired",
+            w.sign(&expired, &[0, 1]),
+            Denial::ApprovalExpired,
+        ),
+        (
+            "not yet valid",
+            w.sign(&future, &[0, 1]),
+            Denial::ApprovalNotYetValid,
+        ),
+        (
+            "1 of 3",
+            w.sign(&base, &[2]),
+            Denial::ApprovalInsufficientSignatures,
+        ),
+        (
+            "same approver twice",
+            twice,
+            Denial::ApprovalInsufficientSignatures,
+        ),
+        (
+            "non-approver",
+            by_stranger,
+            Denial::ApprovalInsufficientSignatures,
+        ),
+        (
+            "other custodian",
+            w.sign(&other_custodian, &[0, 1]),
+            Denial::ApprovalWrongCustodian,
+        ),
+        (
+            "other caller",
+            w.sign(&other_caller, &[0, 1]),
+            Denial::ApprovalWrongCaller,
+        ),
+        ("tampered", tampered, Denial::ApprovalInvalid),
+    ];
+    for (name, doc, want) in cases {
+        assert_eq!(unwrap_one(&us, &a, Some(&doc)), Err(want), "{name}");
+    }
+}
+
+#[test]
+fn approval_uses_run_out_and_stay_used_up_across_a_restart() {
+    let mut w = world();
+    let a = w.seal(MAILBOX_A, "aoife/1.eml", b"A's mail");
+    let approval = w.approval(&[MAILBOX_A], &w.gw_us);
+    let doc = w.sign(&approval, &[0, 1]);
+    for _ in 0..3 {
+        unwrap_one(&w.client(&w.gw_us), &a, Some(&doc)).unwrap();
+    }
+    assert_eq!(
+        unwrap_one(&w.client(&w.gw_us), &a, Some(&doc)),
+        Err(Denial::ApprovalUsedUp)
+    );
+    w.custodian.spawn();
+    assert_eq!(
+        unwrap_one(&w.client(&w.gw_us), &a, Some(&doc)),
+        Err(Denial::ApprovalUsedUp)
+    );
+}
+
+#[test]
+fn a_revoked_approval_is_denied() {
+    let w = world();
+    let a = w.seal(MAILBOX_A, "aoife/1.eml", b"A's mail");
+    let approval = w.approval(&[MAILBOX_A], &w.gw_us);
+    let doc = w.sign(&approval, &[0, 1]);
+    let us = w.client(&w.gw_us);
+    unwrap_one(&us, &a, Some(&doc)).unwrap();
+    let revocation = w.approvers[2].revoke(&approval.id().unwrap());
+    rt().block_on(us.revoke(&revocation)).unwrap();
+    assert_eq!(
+        unwrap_one(&us, &a, Some(&doc)),
+        Err(Denial::ApprovalRevoked)
+    );
+    // A revocation signed by someone else is refused.
+    let stranger = ApproverKey::generate(&mut SystemRandomness::new()).unwrap();
+    let forged = stranger.revoke(&approval.id().unwrap());
+    assert!(matches!(
+        rt().block_on(us.revoke(&forged)),
+        Err(Error::Denied(_))
+    ));
+}
+
+#[test]
+fn untrusted_and_revoked_certificates_are_refused_at_tls() {
+    // The ie CRL revokes serial 100: the first leaf the ie CA issued, the ie gateway's.
+    let w = world_with(&[], &[100]);
+    assert_eq!(w.gw_ie.serial, 100);
+    let rogue = TestCa::new("rogue CA").leaf("gateway-ie", &["gateway-ie"]);
+    for (name, leaf) in [("revoked", &w.gw_ie), ("untrusted CA", &rogue)] {
+        let r = rt().block_on(w.client(leaf).with_retries(1).health());
+        assert!(matches!(r, Err(Error::Transport(_))), "{name}: {r:?}");
+    }
+    // A certificate of the same CA that is not revoked still works.
+    rt().block_on(w.client(&w.admin_ie).health()).unwrap();
+    assert_eq!(w.cas.len(), 2);
+}
+
+#[test]
+fn a_relabelled_stanza_does_not_unwrap() {
+    let w = world();
+    let a = w.seal(MAILBOX_A, "aoife/1.eml", b"A's mail");
+    let relabelled = Context::new(MAILBOX_B, &Region::new("ie").unwrap()).unwrap();
+    let it = Item {
+        object_id: a.header.object_id(),
+        context: &relabelled,
+        stanza: &a.header.stanzas()[0],
+    };
+    let r = rt()
+        .block_on(w.client(&w.gw_ie).unwrap(&[it], None))
+        .unwrap();
+    assert_eq!(r, vec![Err(Denial::StanzaInvalid)]);
+}
+
+#[test]
+fn rotation_then_rewrap_releases_nothing_and_the_new_stanza_opens() {
+    let w = world();
+    let body = b"rotate me";
+    let mut o = w.seal(MAILBOX_A, "aoife/1.eml", body);
+    let admin = w.client(&w.admin_ie);
+    let manifest = rt().block_on(admin.rotate()).unwrap();
+    let mut pin = ManifestPin::new(w.custodian.manifest_key);
+    let keys = pin
+        .accept(&manifest, custodia_custodian::service::unix_now())
+        .unwrap();
+    assert_eq!(keys[0].id.key_version.0, 2);
+
+    let before = FileDecisionLog::read_all(&w.custodian.decisions_path())
+        .unwrap()
+        .len();
+    let gw = w.client(&w.gw_ie);
+    let rewrapped = rt()
+        .block_on(gw.rewrap(&[item(&o)]))
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    assert_eq!(rewrapped.recipient.key_version.0, 2);
+    let log = FileDecisionLog::read_all(&w.custodian.decisions_path()).unwrap();
+    assert!(
+        log[before..].iter().all(|d| d.operation == "rewrap"),
+        "no unwrap during rewrap"
+    );
+
+    o.header.replace_stanza(rewrapped).unwrap();
+    let share = unwrap_one(&gw, &o, None).unwrap();
+    opens(&o, share, body);
+    // Rewrap is in-region only.
+    assert_eq!(
+        rt().block_on(w.client(&w.gw_us).rewrap(&[item(&o)]))
+            .unwrap(),
+        vec![Err(Denial::RoleMissing)]
+    );
+}
+
+#[test]
+fn destroy_needs_an_approval_and_then_nothing_opens() {
+    let w = world();
+    let o = w.seal(MAILBOX_A, "aoife/1.eml", b"shred me");
+    let admin = w.client(&w.admin_ie);
+    rt().block_on(admin.rotate()).unwrap();
+    let data = w.custodian.dir.join("data");
+    let old_copy = w.custodian.dir.join("keystore-before.json");
+    std::fs::copy(data.join("keystore.json"), &old_copy).unwrap();
+    let old_kek = LocalKek::from_file(&w.custodian.dir.join("kek.hex")).unwrap();
+
+    let now = custodia_custodian::service::unix_now();
+    let destroy = Approval {
+        region: "ie".into(),
+        custodian: "dublin".into(),
+        caller_key_hash: hex::encode(w.admin_ie.key_hash),
+        request_id: "shred-v1".into(),
+        purpose: "retire key version 1 permanently".into(),
+        not_before: now - 60,
+        not_after: now + 3600,
+        action: Action::DestroyKey { key_version: 1 },
+    };
+    let unsigned = w.sign(&destroy, &[0]);
+    assert!(matches!(
+        rt().block_on(admin.destroy(1, &unsigned)),
+        Err(Error::Denied(Denial::ApprovalInsufficientSignatures))
+    ));
+    let doc = w.sign(&destroy, &[0, 1]);
+    rt().block_on(admin.destroy(1, &doc)).unwrap();
+
+    assert_eq!(
+        unwrap_one(&w.client(&w.gw_ie), &o, None),
+        Err(Denial::KeyDestroyed)
+    );
+    let new_kek = LocalKek::from_file(&w.custodian.dir.join("kek.hex")).unwrap();
+    assert!(Keystore::open(&data.join("keystore.json"), &old_kek, true).is_err());
+    assert!(Keystore::open(&old_copy, &new_kek, true).is_err());
+    assert!(Keystore::open(&data.join("keystore.json"), &new_kek, true).is_ok());
+}
+
+#[test]
+fn every_released_share_has_a_durable_decision_even_after_sigkill() {
+    let mut w = world();
+    let objects: Vec<Object> = (0..200)
+        .map(|i| w.seal(MAILBOX_A, &format!("aoife/{i}.eml"), b"x"))
+        .collect();
+    let client = w.client(&w.gw_ie).with_retries(1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut received = Vec::new();
+    let (objects_ref, client_ref) = (&objects, &client);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let runtime = rt();
+            for o in objects_ref {
+                match runtime.block_on(client_ref.unwrap(&[item(o)], None)) {
+                    Ok(r) if r[0].is_ok() => {
+                        if tx.send(o.header.object_id().0).is_err() {
+                            break;
+                        }
+                    }
+                    _ => break,
+                }
+            }
+        });
+        // Kill the custodian in the middle of the load, after a few releases.
+        for _ in 0..5 {
+            received.push(rx.recv_timeout(Duration::from_secs(30)).unwrap());
+        }
+        w.custodian.kill9();
+        received.extend(rx.iter());
+    });
+    assert!(
+        received.len() < objects.len(),
+        "the kill landed after the load ended"
+    );
+    w.custodian.spawn();
+    let log = FileDecisionLog::read_all(&w.custodian.decisions_path()).unwrap();
+    for id in &received {
+        let id = hex::encode(id);
+        assert!(
+            log.iter()
+                .any(|d| d.outcome == Outcome::Allow && d.object_id.as_deref() == Some(id.as_str())),
+            "share for {id} was released without a durable decision"
+        );
+    }
+}
+
+#[test]
+fn a_full_disk_makes_the_custodian_refuse_and_keep_serving() {
+    let mut w = world();
+    let o = w.seal(MAILBOX_A, "aoife/1.eml", b"x");
+    w.custodian.file_size_limit_kib = Some(64);
+    w.custodian.spawn();
+    let client = w.client(&w.gw_ie);
+    let runtime = rt();
+    let mut refused = None;
+    for _ in 0..2000 {
+        match runtime.block_on(client.unwrap(&[item(&o)], None)) {
+            Ok(r) => assert!(r[0].is_ok()),
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    match refused {
+        Some(Error::Http {
+            status: 503, code, ..
+        }) => assert_eq!(code, "log_unavailable"),
+        other => panic!("expected 503 log_unavailable, got {other:?}"),
+    }
+    assert!(w.custodian.is_running());
+    runtime.block_on(client.health()).unwrap();
+}
+
+#[test]
+fn bad_input_gets_clear_4xx_and_the_service_keeps_serving() {
+    let w = world_with(&["max_body_bytes = 65536"], &[]);
+    let client = w.client(&w.gw_ie);
+    let runtime = rt();
+    let post = |body: Vec<u8>| {
+        runtime
+            .block_on(client.raw(hyper::Method::POST, "/v1/unwrap", body))
+            .unwrap()
+            .0
+    };
+    assert_eq!(post(vec![b'x'; 100_000]), 413);
+    assert_eq!(post(b"{not json".to_vec()), 400);
+    assert_eq!(
+        post(br#"{"caller_key":"00","items":[],"extra":1}"#.to_vec()),
+        400
+    );
+    let item = r#"{"object_id":"00","context":"00","stanza":"00"}"#;
+    let huge = format!(
+        r#"{{"caller_key":"{}","items":[{}]}}"#,
+        "11".repeat(32),
+        vec![item; 1025].join(",")
+    );
+    assert_eq!(post(huge.into_bytes()), 400);
+    let malformed = format!(r#"{{"caller_key":"{}","items":[{item}]}}"#, "11".repeat(32));
+    let (status, body) = runtime
+        .block_on(client.raw(hyper::Method::POST, "/v1/unwrap", malformed.into_bytes()))
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("malformed"));
+    let (status, _) = runtime
+        .block_on(client.raw(hyper::Method::GET, "/v1/nothing", Vec::new()))
+        .unwrap();
+    assert_eq!(status, 404);
+    runtime.block_on(client.health()).unwrap();
+    let metrics = runtime.block_on(client.metrics()).unwrap();
+    assert!(metrics.contains("custodia_requests_total{route=\"unwrap\",status=\"413\"} 1"));
+}
+
+#[test]
+fn rate_limits_hold_under_a_bounded_burst() {
+    let w = world_with(
+        &["per_mailbox_per_minute = 60", "per_mailbox_burst = 5"],
+        &[],
+    );
+    let o = w.seal(MAILBOX_A, "aoife/1.eml", b"x");
+    let items: Vec<Item<'_>> = (0..12).map(|_| item(&o)).collect();
+    let r = rt()
+        .block_on(w.client(&w.gw_ie).unwrap(&items, None))
+        .unwrap();
+    let allowed = r.iter().filter(|x| x.is_ok()).count();
+    assert_eq!(allowed, 5);
+    assert!(r[5..].iter().all(|x| *x == Err(Denial::RateLimited)));
+    // Another mailbox has its own bucket.
+    let b = w.seal(MAILBOX_B, "brian/1.eml", b"y");
+    assert!(unwrap_one(&w.client(&w.gw_ie), &b, None).is_ok());
+}
+
+#[test]
+fn manifest_is_signed_by_the_pinned_key_and_lists_the_active_key() {
+    let w = world();
+    let manifest = rt().block_on(w.client(&w.gw_us).manifest()).unwrap();
+    let mut wrong = ManifestPin::new([7; 32]);
+    assert!(
+        wrong
+            .accept(&manifest, custodia_custodian::service::unix_now())
+            .is_err()
+    );
+    let keys = ManifestPin::new(w.custodian.manifest_key)
+        .accept(&manifest, custodia_custodian::service::unix_now())
+        .unwrap();
+    assert_eq!(keys[0].id.region.as_str(), "ie");
+    assert_eq!(keys[0].id.custodian.as_str(), "dublin");
+}
