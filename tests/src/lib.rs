@@ -8,6 +8,8 @@
     reason = "test harness: failing loudly is the point"
 )]
 
+pub mod world;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -362,10 +364,28 @@ impl CustodianProc {
         .with_timeout(Duration::from_secs(20))
     }
 
-    /// The decision log path.
+    /// The audit log directory.
     #[must_use]
-    pub fn decisions_path(&self) -> PathBuf {
-        self.dir.join("data").join("decisions.log")
+    pub fn audit_dir(&self) -> PathBuf {
+        self.dir.join("data").join("audit")
+    }
+
+    /// Every audit entry so far, public fields joined with the restricted details.
+    #[must_use]
+    pub fn log(&self) -> Vec<LogRow> {
+        custodia_custodian::audit_store::AuditStore::read_joined(&self.audit_dir())
+            .unwrap()
+            .into_iter()
+            .map(|(p, d)| LogRow {
+                operation: p.operation,
+                caller_region: p.caller_region,
+                outcome: p.outcome,
+                reason: p.reason,
+                approval_id: p.approval_id,
+                mailbox: d.mailbox,
+                object_id: d.object_id,
+            })
+            .collect()
     }
 }
 
@@ -373,6 +393,25 @@ impl Drop for CustodianProc {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// One audit entry as tests look at it.
+#[derive(Debug, Clone)]
+pub struct LogRow {
+    /// Operation.
+    pub operation: String,
+    /// Caller region.
+    pub caller_region: String,
+    /// Outcome.
+    pub outcome: custodia_custodian::decision_log::Outcome,
+    /// Reason.
+    pub reason: String,
+    /// Approval id.
+    pub approval_id: Option<String>,
+    /// Mailbox (restricted detail).
+    pub mailbox: Option<String>,
+    /// Object id (restricted detail).
+    pub object_id: Option<String>,
 }
 
 /// Polls `f` until it returns true or `timeout` passes.

@@ -8,202 +8,21 @@
     reason = "tests"
 )]
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use custodia_custodian::Error;
 use custodia_custodian::api::Denial;
 use custodia_custodian::approval::{Action, Approval, ApproverKey, SignedApproval};
-use custodia_custodian::client::{CustodianClient, Item};
-use custodia_custodian::decision_log::{FileDecisionLog, Outcome};
+use custodia_custodian::client::Item;
+use custodia_custodian::decision_log::Outcome;
 use custodia_custodian::kek::LocalKek;
 use custodia_custodian::keystore::Keystore;
 use custodia_custodian::manifest::ManifestPin;
-use custodia_envelope::{
-    Binding, Context, Header, Metadata, Profile, RecipientPublicKey, Region, SealOptions, Share,
-    SystemRandomness, seal,
+use custodia_envelope::{Context, Region, SystemRandomness};
+use custodia_tests::TestCa;
+use custodia_tests::world::{
+    MAILBOX_A, MAILBOX_B, Object, item, opens, rt, unwrap_one, world, world_with,
 };
-use custodia_tests::{CallerEntry, CustodianProc, CustodianSpec, Leaf, TestCa};
-
-const MAILBOX_A: &str = "aoife@example.ie";
-const MAILBOX_B: &str = "brian@example.ie";
-
-struct World {
-    _tmp: tempfile::TempDir,
-    server_ca: TestCa,
-    cas: BTreeMap<String, TestCa>,
-    gw_ie: Leaf,
-    gw_us: Leaf,
-    us_claims_ie: Leaf,
-    admin_ie: Leaf,
-    approvers: Vec<ApproverKey>,
-    custodian: CustodianProc,
-}
-
-fn caller(region: &str, identity: &str, roles: &[&str]) -> CallerEntry {
-    CallerEntry {
-        region: region.into(),
-        identity: identity.into(),
-        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
-    }
-}
-
-fn world_with(limits: &[&str], revoked_ie: &[u64]) -> World {
-    let tmp = tempfile::tempdir().unwrap();
-    let server_ca = TestCa::new("custodian server CA");
-    let mut cas = BTreeMap::new();
-    cas.insert("ie".to_owned(), TestCa::new("ie operator CA"));
-    cas.insert("us".to_owned(), TestCa::new("us provider CA"));
-    let gw_ie = cas["ie"].leaf("gateway-ie", &["gateway-ie"]);
-    let gw_us = cas["us"].leaf("gateway-us", &["gateway-us"]);
-    // A US certificate that claims the Irish gateway's identity in its subject.
-    let us_claims_ie = cas["us"].leaf("gateway-ie", &["gateway-ie"]);
-    let admin_ie = cas["ie"].leaf("admin-ie", &["admin-ie"]);
-    let mut rng = SystemRandomness::new();
-    let approvers: Vec<ApproverKey> = (0..3)
-        .map(|_| ApproverKey::generate(&mut rng).unwrap())
-        .collect();
-    let spec = CustodianSpec {
-        region: "ie".into(),
-        custodian: "dublin".into(),
-        callers: vec![
-            caller("ie", "gateway-ie", &["unwrap", "rewrap"]),
-            caller("us", "gateway-us", &["unwrap"]),
-            caller("us", "gateway-ie", &["unwrap"]),
-            caller("ie", "admin-ie", &["admin"]),
-        ],
-        approvers: approvers
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (format!("approver-{i}"), hex::encode(k.public_key())))
-            .collect(),
-        threshold: 2,
-        limits: limits.iter().map(|l| (*l).to_owned()).collect(),
-        revoked: BTreeMap::from([("ie".to_owned(), revoked_ie.to_vec())]),
-    };
-    let custodian = CustodianProc::start(&tmp.path().join("ie-dublin"), &server_ca, &cas, &spec);
-    World {
-        _tmp: tmp,
-        server_ca,
-        cas,
-        gw_ie,
-        gw_us,
-        us_claims_ie,
-        admin_ie,
-        approvers,
-        custodian,
-    }
-}
-
-fn world() -> World {
-    world_with(&[], &[])
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// A sealed object and what a reader supplies.
-struct Object {
-    stored: Vec<u8>,
-    header: Header,
-    binding: Binding,
-}
-
-impl World {
-    fn client(&self, leaf: &Leaf) -> CustodianClient {
-        self.custodian.client(&self.server_ca, leaf)
-    }
-
-    /// The custodian's sealable key, from its manifest verified against the pinned key.
-    fn recipient(&self) -> RecipientPublicKey {
-        let manifest = rt().block_on(self.client(&self.gw_ie).manifest()).unwrap();
-        let mut pin = ManifestPin::new(self.custodian.manifest_key);
-        let mut keys = pin
-            .accept(&manifest, custodia_custodian::service::unix_now())
-            .unwrap();
-        assert_eq!(keys.len(), 1);
-        keys.remove(0)
-    }
-
-    fn seal(&self, mailbox: &str, key: &str, body: &[u8]) -> Object {
-        let ie = Region::new("ie").unwrap();
-        let context = Context::new(mailbox, &ie).unwrap();
-        let binding = Binding::new("mail-ie", key).unwrap();
-        let recipient = self.recipient();
-        let stored = seal(
-            &SealOptions {
-                profile: Profile::DEFAULT,
-                context: &context,
-                binding: &binding,
-                recipients: &[recipient],
-                metadata: &Metadata::new(),
-            },
-            body,
-            &mut SystemRandomness::new(),
-        )
-        .unwrap();
-        Object {
-            header: Header::parse(&stored).unwrap(),
-            stored,
-            binding,
-        }
-    }
-
-    fn approval(&self, mailboxes: &[&str], caller: &Leaf) -> Approval {
-        let now = custodia_custodian::service::unix_now();
-        Approval {
-            region: "ie".into(),
-            custodian: "dublin".into(),
-            caller_key_hash: hex::encode(caller.key_hash),
-            request_id: "mlat-2026-0042".into(),
-            purpose: "US warrant 26-M-114 via the Irish MLAT channel".into(),
-            not_before: now - 60,
-            not_after: now + 3600,
-            action: Action::LawfulAccess {
-                mailboxes: mailboxes.iter().map(|m| (*m).to_owned()).collect(),
-                max_uses_per_mailbox: 3,
-            },
-        }
-    }
-
-    fn sign(&self, approval: &Approval, signers: &[usize]) -> SignedApproval {
-        let mut doc = SignedApproval::new(approval.clone());
-        for &i in signers {
-            doc.add_signature(
-                self.approvers[i]
-                    .sign(&format!("approver-{i}"), approval)
-                    .unwrap(),
-            );
-        }
-        doc
-    }
-}
-
-fn item(o: &Object) -> Item<'_> {
-    Item {
-        object_id: o.header.object_id(),
-        context: o.header.context(),
-        stanza: &o.header.stanzas()[0],
-    }
-}
-
-fn unwrap_one(
-    client: &CustodianClient,
-    o: &Object,
-    approval: Option<&SignedApproval>,
-) -> Result<Share, Denial> {
-    let mut r = rt().block_on(client.unwrap(&[item(o)], approval)).unwrap();
-    r.remove(0)
-}
-
-fn opens(o: &Object, share: Share, body: &[u8]) {
-    let unlocked = o.header.unlock(&[share], &o.binding).unwrap();
-    assert_eq!(unlocked.open(&o.stored).unwrap(), body);
-}
 
 #[test]
 fn in_region_caller_unwraps_and_out_of_region_caller_is_denied() {
@@ -224,7 +43,7 @@ fn in_region_caller_unwraps_and_out_of_region_caller_is_denied() {
         Err(Denial::ApprovalRequired)
     );
 
-    let log = FileDecisionLog::read_all(&w.custodian.decisions_path()).unwrap();
+    let log = w.custodian.log();
     let outcomes: Vec<(&str, Outcome, &str)> = log
         .iter()
         .map(|d| (d.caller_region.as_str(), d.outcome, d.reason.as_str()))
@@ -256,7 +75,7 @@ fn a_two_of_three_approval_opens_exactly_the_named_mailbox() {
         Err(Denial::ApprovalWrongMailbox)
     );
 
-    let log = FileDecisionLog::read_all(&w.custodian.decisions_path()).unwrap();
+    let log = w.custodian.log();
     let allowed: Vec<_> = log.iter().filter(|d| d.outcome == Outcome::Allow).collect();
     assert_eq!(allowed.len(), 1);
     assert_eq!(allowed[0].reason, "approval");
@@ -405,7 +224,7 @@ fn a_relabelled_stanza_does_not_unwrap() {
     let r = rt()
         .block_on(w.client(&w.gw_ie).unwrap(&[it], None))
         .unwrap();
-    assert_eq!(r, vec![Err(Denial::StanzaInvalid)]);
+    assert_eq!(r.results, vec![Err(Denial::StanzaInvalid)]);
 }
 
 #[test]
@@ -421,9 +240,7 @@ fn rotation_then_rewrap_releases_nothing_and_the_new_stanza_opens() {
         .unwrap();
     assert_eq!(keys[0].id.key_version.0, 2);
 
-    let before = FileDecisionLog::read_all(&w.custodian.decisions_path())
-        .unwrap()
-        .len();
+    let before = w.custodian.log().len();
     let gw = w.client(&w.gw_ie);
     let rewrapped = rt()
         .block_on(gw.rewrap(&[item(&o)]))
@@ -431,7 +248,7 @@ fn rotation_then_rewrap_releases_nothing_and_the_new_stanza_opens() {
         .remove(0)
         .unwrap();
     assert_eq!(rewrapped.recipient.key_version.0, 2);
-    let log = FileDecisionLog::read_all(&w.custodian.decisions_path()).unwrap();
+    let log = w.custodian.log();
     assert!(
         log[before..].iter().all(|d| d.operation == "rewrap"),
         "no unwrap during rewrap"
@@ -503,7 +320,7 @@ fn every_released_share_has_a_durable_decision_even_after_sigkill() {
             let runtime = rt();
             for o in objects_ref {
                 match runtime.block_on(client_ref.unwrap(&[item(o)], None)) {
-                    Ok(r) if r[0].is_ok() => {
+                    Ok(r) if r.results[0].is_ok() => {
                         if tx.send(o.header.object_id().0).is_err() {
                             break;
                         }
@@ -524,7 +341,7 @@ fn every_released_share_has_a_durable_decision_even_after_sigkill() {
         "the kill landed after the load ended"
     );
     w.custodian.spawn();
-    let log = FileDecisionLog::read_all(&w.custodian.decisions_path()).unwrap();
+    let log = w.custodian.log();
     for id in &received {
         let id = hex::encode(id);
         assert!(
@@ -546,7 +363,7 @@ fn a_full_disk_makes_the_custodian_refuse_and_keep_serving() {
     let mut refused = None;
     for _ in 0..2000 {
         match runtime.block_on(client.unwrap(&[item(&o)], None)) {
-            Ok(r) => assert!(r[0].is_ok()),
+            Ok(r) => assert!(r.results[0].is_ok()),
             Err(e) => {
                 refused = Some(e);
                 break;
@@ -612,7 +429,8 @@ fn rate_limits_hold_under_a_bounded_burst() {
     let items: Vec<Item<'_>> = (0..12).map(|_| item(&o)).collect();
     let r = rt()
         .block_on(w.client(&w.gw_ie).unwrap(&items, None))
-        .unwrap();
+        .unwrap()
+        .results;
     let allowed = r.iter().filter(|x| x.is_ok()).count();
     assert_eq!(allowed, 5);
     assert!(r[5..].iter().all(|x| *x == Err(Denial::RateLimited)));

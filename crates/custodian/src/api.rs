@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::approval::SignedApproval;
+use crate::audit_store::AuditReceipt;
 
 /// Most items in one unwrap or rewrap batch.
 pub const MAX_BATCH: usize = 1024;
@@ -138,8 +139,9 @@ pub struct UnwrapResponse {
     pub enc: String,
     /// One result per request item, in order.
     pub results: Vec<UnwrapResult>,
-    /// Sequence numbers of the decision-log entries written for this batch (first, count).
-    pub decisions: (u64, u64),
+    /// The batch's audit-log entries (one per item, in order), the signed checkpoint after
+    /// them and their inclusion proofs: what the caller keeps to prove what was logged.
+    pub audit: AuditReceipt,
 }
 
 /// `POST /v1/rewrap` request: stanzas to move to this custodian's active key version.
@@ -221,4 +223,32 @@ pub fn reply_aad(index: usize, object_id: &[u8; 32]) -> Vec<u8> {
         .to_vec();
     aad.extend_from_slice(object_id);
     aad
+}
+
+/// `GET /v1/audit/entries` response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntriesResponse {
+    /// Index of the first entry.
+    pub start: u64,
+    /// The public entries, as the exact record bytes hashed into the tree.
+    pub entries: Vec<String>,
+}
+
+/// `GET /v1/audit/proof/...` response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProofResponse {
+    /// The proof's hashes, hex.
+    pub proof: Vec<String>,
+}
+
+/// `GET /v1/audit/details` response (auditor role only).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetailsResponse {
+    /// The key of the public mailbox commitments (hex), so the auditor can check them.
+    pub commitment_key: String,
+    /// The restricted details.
+    pub details: Vec<crate::audit::entry::DetailEntry>,
 }

@@ -24,7 +24,14 @@ use crate::api::{
     Denial, DestroyRequest, ErrorBody, Health, RewrapRequest, RewrapResponse, RewrapResult,
     StanzaItem, UnwrapRequest, UnwrapResponse, UnwrapResult, reply_aad, reply_info,
 };
+use crate::api::{DetailsResponse, EntriesResponse, ProofResponse};
 use crate::approval::{Revocation, SignedApproval};
+use crate::audit::checkpoint::{origin, verify_checkpoint};
+use crate::audit::entry::PublicEntry;
+use crate::audit::report::Report;
+use crate::audit::tree::verify_inclusion;
+use crate::audit_store::AuditReceipt;
+use crate::decision_log::Outcome;
 use crate::manifest::SignedManifest;
 use crate::{Error, Result};
 
@@ -49,6 +56,17 @@ impl Item<'_> {
     }
 }
 
+/// The outcome of one unwrap batch: per-item shares or denials, and the custodian's audit
+/// receipt for the batch (verified when the client has the custodian's pinned key).
+#[derive(Debug)]
+pub struct Unwrapped {
+    /// One result per item, in order.
+    pub results: Vec<core::result::Result<Share, Denial>>,
+    /// The batch's audit entries, checkpoint and inclusion proofs. Keep it: it proves what
+    /// the custodian logged.
+    pub receipt: AuditReceipt,
+}
+
 /// A client for one custodian endpoint.
 pub struct CustodianClient {
     addr: String,
@@ -57,6 +75,7 @@ pub struct CustodianClient {
     conn: Mutex<Option<SendRequest<Full<Bytes>>>>,
     timeout: Duration,
     retries: u32,
+    audit_key: Option<[u8; 32]>,
 }
 
 impl core::fmt::Debug for CustodianClient {
@@ -83,15 +102,25 @@ impl CustodianClient {
             server_name,
             connector: TlsConnector::from(tls),
             conn: Mutex::new(None),
-            timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
             retries: 3,
+            audit_key: None,
         })
     }
 
-    /// Per-attempt timeout (default 10 s).
+    /// Per-attempt timeout (default 30 s, the server's own request timeout).
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// The custodian's pinned manifest key: every unwrap's audit receipt is then verified
+    /// (signed checkpoint, one entry per item with its inclusion proof, outcomes matching the
+    /// results) before any share is returned.
+    #[must_use]
+    pub fn with_audit_key(mut self, manifest_key: [u8; 32]) -> Self {
+        self.audit_key = Some(manifest_key);
         self
     }
 
@@ -127,36 +156,49 @@ impl CustodianClient {
         path: &str,
         body: &Bytes,
     ) -> Result<(StatusCode, Bytes)> {
+        self.attempt_tracked(method, path, body)
+            .await
+            .map_err(|(e, _)| e)
+    }
+
+    /// One try; on error also says whether the request may have reached the server.
+    async fn attempt_tracked(
+        &self,
+        method: &Method,
+        path: &str,
+        body: &Bytes,
+    ) -> core::result::Result<(StatusCode, Bytes), (Error, bool)> {
         let mut guard = self.conn.lock().await;
         let reusable = guard.as_ref().is_some_and(|s| !s.is_closed());
         if !reusable {
-            *guard = Some(self.connect().await?);
+            *guard = Some(self.connect().await.map_err(|e| (e, false))?);
         }
         let sender = guard
             .as_mut()
-            .ok_or_else(|| Error::Transport("no connection".into()))?;
+            .ok_or_else(|| (Error::Transport("no connection".into()), false))?;
         let req = Request::builder()
             .method(method.clone())
             .uri(path)
             .header(hyper::header::HOST, self.addr.as_str())
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(Full::new(body.clone()))
-            .map_err(|e| Error::Protocol(e.to_string()))?;
+            .map_err(|e| (Error::Protocol(e.to_string()), false))?;
         let result = async {
             sender
                 .ready()
                 .await
-                .map_err(|e| Error::Transport(e.to_string()))?;
-            let resp = sender
-                .send_request(req)
-                .await
-                .map_err(|e| Error::Transport(e.to_string()))?;
+                .map_err(|e| (Error::Transport(e.to_string()), false))?;
+            let resp = sender.send_request(req).await.map_err(|e| {
+                // A canceled request never left this side (the connection closed first).
+                let sent = !e.is_canceled();
+                (Error::Transport(e.to_string()), sent)
+            })?;
             let status = resp.status();
             let bytes = resp
                 .into_body()
                 .collect()
                 .await
-                .map_err(|e| Error::Transport(e.to_string()))?
+                .map_err(|e| (Error::Transport(e.to_string()), true))?
                 .to_bytes();
             Ok((status, bytes))
         };
@@ -168,7 +210,7 @@ impl CustodianClient {
             }
             Err(_) => {
                 *guard = None;
-                Err(Error::Transport(format!("{}: timed out", self.addr)))
+                Err((Error::Transport(format!("{}: timed out", self.addr)), true))
             }
         }
     }
@@ -188,15 +230,21 @@ impl CustodianClient {
         let mut delay = Duration::from_millis(100);
         let mut attempt = 1;
         let (status, resp) = loop {
-            match self.attempt(&method, path, &bytes).await {
+            match self.attempt_tracked(&method, path, &bytes).await {
                 Ok(r) => break r,
-                Err(e) if e.is_retryable() && attempt < self.retries => {
+                // Retry transport errors, but a POST only if it cannot have reached the
+                // server: unwraps charge approval uses and admin calls change keys.
+                Err((e, sent))
+                    if e.is_retryable()
+                        && attempt < self.retries
+                        && (method == Method::GET || !sent) =>
+                {
                     tracing::debug!(error = %e, attempt, "custodian transport error; retrying");
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                     attempt += 1;
                 }
-                Err(e) => return Err(e),
+                Err((e, _)) => return Err(e),
             }
         };
         if status.is_success() {
@@ -273,7 +321,7 @@ impl CustodianClient {
         &self,
         items: &[Item<'_>],
         approval: Option<&SignedApproval>,
-    ) -> Result<Vec<core::result::Result<Share, Denial>>> {
+    ) -> Result<Unwrapped> {
         let first = items
             .first()
             .ok_or_else(|| Error::Protocol("empty batch".into()))?;
@@ -311,17 +359,119 @@ impl CustodianClient {
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| Error::Protocol("bad enc".into()))?;
         let info = reply_info(recipient.region.as_str(), recipient.custodian.as_str());
+        if let Some(key) = &self.audit_key {
+            check_receipt(
+                &resp,
+                key,
+                recipient.region.as_str(),
+                recipient.custodian.as_str(),
+            )?;
+        }
         let mut shares = open_replies(&ephemeral, &enc, &info, &sealed)
             .map_err(|_| Error::Protocol("unwrap reply did not open".into()))?
             .into_iter();
-        Ok(resp
+        let results = resp
             .results
             .into_iter()
             .map(|r| match r {
                 UnwrapResult::Share(_) => shares.next().ok_or(Denial::Malformed),
                 UnwrapResult::Denied(d) => Err(d),
             })
-            .collect())
+            .collect();
+        Ok(Unwrapped {
+            results,
+            receipt: resp.audit,
+        })
+    }
+
+    /// `GET /v1/audit/checkpoint`: the latest signed checkpoint (a C2SP signed note).
+    ///
+    /// # Errors
+    /// Transport and HTTP errors.
+    pub async fn checkpoint(&self) -> Result<String> {
+        let (status, body) = self
+            .attempt(&Method::GET, "/v1/audit/checkpoint", &Bytes::new())
+            .await?;
+        if !status.is_success() {
+            return Err(Error::Http {
+                status: status.as_u16(),
+                code: "checkpoint".into(),
+                detail: String::from_utf8_lossy(&body).into_owned(),
+            });
+        }
+        String::from_utf8(body.to_vec())
+            .map_err(|_| Error::Protocol("checkpoint is not UTF-8".into()))
+    }
+
+    /// `GET /v1/audit/entries?start=&end=`: public entries as their exact record bytes.
+    ///
+    /// # Errors
+    /// Transport and HTTP errors.
+    pub async fn entries(&self, start: u64, end: u64) -> Result<Vec<String>> {
+        let r: EntriesResponse = self
+            .call::<(), _>(
+                Method::GET,
+                &format!("/v1/audit/entries?start={start}&end={end}"),
+                None,
+            )
+            .await?;
+        Ok(r.entries)
+    }
+
+    /// `GET /v1/audit/proof/consistency?old=&new=` (hex hashes).
+    ///
+    /// # Errors
+    /// Transport and HTTP errors.
+    pub async fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<String>> {
+        let r: ProofResponse = self
+            .call::<(), _>(
+                Method::GET,
+                &format!("/v1/audit/proof/consistency?old={old}&new={new}"),
+                None,
+            )
+            .await?;
+        Ok(r.proof)
+    }
+
+    /// `GET /v1/audit/proof/inclusion?index=&size=` (hex hashes).
+    ///
+    /// # Errors
+    /// Transport and HTTP errors.
+    pub async fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<String>> {
+        let r: ProofResponse = self
+            .call::<(), _>(
+                Method::GET,
+                &format!("/v1/audit/proof/inclusion?index={index}&size={size}"),
+                None,
+            )
+            .await?;
+        Ok(r.proof)
+    }
+
+    /// `GET /v1/audit/details?start=&end=` (auditor role).
+    ///
+    /// # Errors
+    /// [`Error::Denied`] without the auditor role; transport and HTTP errors.
+    pub async fn details(&self, start: u64, end: u64) -> Result<DetailsResponse> {
+        self.call::<(), _>(
+            Method::GET,
+            &format!("/v1/audit/details?start={start}&end={end}"),
+            None,
+        )
+        .await
+    }
+
+    /// `GET /v1/transparency?period=` (e.g. `2026-11`, `2026-Q4`).
+    ///
+    /// # Errors
+    /// Transport and HTTP errors.
+    pub async fn transparency(&self, period: &str) -> Result<Report> {
+        self.call::<(), _>(
+            Method::GET,
+            &format!("/v1/transparency?period={period}"),
+            None,
+        )
+        .await
     }
 
     /// `POST /v1/rewrap`: the stanzas re-wrapped to the custodian's active key version.
@@ -402,4 +552,55 @@ impl CustodianClient {
             .await?;
         Ok(())
     }
+}
+
+fn decode_proof(proof: &[String]) -> Result<Vec<[u8; 32]>> {
+    proof
+        .iter()
+        .map(|h| {
+            hex::decode(h)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| Error::Protocol("bad proof hash".into()))
+        })
+        .collect()
+}
+
+/// Checks an unwrap response's audit receipt: the checkpoint is signed by the pinned key for
+/// this custodian's origin, there is one entry per item at consecutive indexes, each is
+/// included in the checkpoint's tree, and each entry's outcome matches the item's result.
+fn check_receipt(
+    resp: &UnwrapResponse,
+    key: &[u8; 32],
+    region: &str,
+    custodian: &str,
+) -> Result<()> {
+    let bad = |what: &str| Error::Protocol(format!("audit receipt: {what}"));
+    let r = &resp.audit;
+    let cp = verify_checkpoint(&r.checkpoint, &origin(region, custodian), key)?;
+    if r.entries.len() != resp.results.len() || r.proofs.len() != r.entries.len() {
+        return Err(bad("one entry and one proof per item expected"));
+    }
+    for (i, ((entry, proof), result)) in r
+        .entries
+        .iter()
+        .zip(&r.proofs)
+        .zip(&resp.results)
+        .enumerate()
+    {
+        let index = r.first + i as u64;
+        verify_inclusion(
+            &decode_proof(proof)?,
+            index,
+            cp.size,
+            &cp.root,
+            entry.as_bytes(),
+        )?;
+        let e = PublicEntry::from_record(entry.as_bytes())?;
+        let released = matches!(result, UnwrapResult::Share(_));
+        if e.seq != index || e.operation != "unwrap" || (e.outcome == Outcome::Allow) != released {
+            return Err(bad("an entry does not match its item"));
+        }
+    }
+    Ok(())
 }

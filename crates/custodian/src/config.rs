@@ -332,6 +332,15 @@ impl Config {
                         "64 hex characters (Ed25519 public key)",
                     )
                 })?;
+            if approvers
+                .iter()
+                .any(|x: &ApproverConfig| x.public_key == bytes)
+            {
+                return Err(Error::config(
+                    format!("approvers.key[{i}].public_key"),
+                    "the same key is configured twice: M of N must count distinct approvers",
+                ));
+            }
             approvers.push(ApproverConfig {
                 name: a.name.clone(),
                 public_key: bytes,

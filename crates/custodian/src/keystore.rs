@@ -134,6 +134,72 @@ impl SigningSeed {
     }
 }
 
+/// An owned Ed25519 signer over the manifest signing key (the same key signs manifests and
+/// audit-log checkpoints). Holds only the seed, which is zeroized on drop; `Debug` prints a
+/// redaction. Signs with ring (RFC 8032, deterministic).
+#[derive(Clone)]
+pub struct ManifestSigner {
+    seed: SigningSeed,
+    public_key: [u8; 32],
+}
+
+impl fmt::Debug for ManifestSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManifestSigner")
+            .field("seed", &"<redacted>")
+            .field("public_key", &hex::encode(self.public_key))
+            .finish()
+    }
+}
+
+impl ManifestSigner {
+    /// A signer over an Ed25519 seed (RFC 8032). For tests and tools; a custodian gets its
+    /// signer from [`Keystore::manifest_signer`].
+    #[must_use]
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        let seed = SigningSeed(seed);
+        let public_key = ed25519_public_key(&seed);
+        Self { seed, public_key }
+    }
+
+    /// The Ed25519 public key.
+    #[must_use]
+    pub fn public_key(&self) -> [u8; 32] {
+        self.public_key
+    }
+
+    /// The Ed25519 signature of `msg`.
+    #[must_use]
+    pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        out.copy_from_slice(ed25519_key_pair(&self.seed).sign(msg).as_ref());
+        out
+    }
+}
+
+/// The key pair of a seed. ring refuses a seed only for its length, which is fixed here.
+fn ed25519_key_pair(seed: &SigningSeed) -> Ed25519KeyPair {
+    match Ed25519KeyPair::from_seed_unchecked(&seed.0) {
+        Ok(pair) => pair,
+        Err(_) => unreachable!("ring accepts every 32-byte Ed25519 seed"),
+    }
+}
+
+fn ed25519_public_key(seed: &SigningSeed) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ed25519_key_pair(seed).public_key().as_ref());
+    out
+}
+
+/// HKDF-SHA256 output length for [`Keystore::audit_commitment_key`].
+struct Len32;
+
+impl ring::hkdf::KeyType for Len32 {
+    fn len(&self) -> usize {
+        32
+    }
+}
+
 /// One key version and, unless destroyed, its private key.
 #[derive(Clone, Debug)]
 struct KeyEntry {
@@ -652,6 +718,34 @@ impl Keystore {
     #[must_use]
     pub fn manifest_public_key(&self) -> [u8; 32] {
         self.manifest_public_key
+    }
+
+    /// An owned signer over the manifest signing key, for audit-log checkpoints.
+    #[must_use]
+    pub fn manifest_signer(&self) -> ManifestSigner {
+        ManifestSigner {
+            seed: self.state.manifest_seed.clone(),
+            public_key: self.manifest_public_key,
+        }
+    }
+
+    /// The key of the audit log's mailbox commitments:
+    /// HKDF-SHA256(salt = `custodia audit v1`, ikm = manifest seed,
+    /// info = `mailbox commitment key`), 32 bytes. It is stable for the keystore's life, so
+    /// the custodian's own auditors can recompute commitments from the restricted details.
+    #[must_use]
+    pub fn audit_commitment_key(&self) -> Zeroizing<[u8; 32]> {
+        use ring::hkdf;
+        let mut out = Zeroizing::new([0u8; 32]);
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"custodia audit v1")
+            .extract(&self.state.manifest_seed.0);
+        let filled = prk
+            .expand(&[b"mailbox commitment key"], Len32)
+            .and_then(|okm| okm.fill(out.as_mut()));
+        if filled.is_err() {
+            unreachable!("HKDF-SHA256 always yields 32 bytes");
+        }
+        out
     }
 
     /// Signs a manifest of every key version, valid from `now` through
@@ -1209,6 +1303,38 @@ mod tests {
         let newer = ks.sign_manifest(&new_kek, 1001, 60).unwrap();
         pin.accept(&newer, 1001).unwrap();
         assert!(pin.accept(&sm, 1001).is_err());
+    }
+
+    #[test]
+    fn manifest_signer_and_audit_commitment_key() {
+        use ring::{hmac, signature};
+        let mut f = fixture();
+        let ks = create(&mut f, false);
+        let seed = ks.state.manifest_seed.0;
+        let signer = ks.manifest_signer();
+        assert_eq!(signer.public_key(), ks.manifest_public_key());
+        assert_eq!(
+            ManifestSigner::from_seed(seed).public_key(),
+            ks.manifest_public_key()
+        );
+        let sig = signer.sign(b"checkpoint");
+        signature::UnparsedPublicKey::new(&signature::ED25519, ks.manifest_public_key())
+            .verify(b"checkpoint", &sig)
+            .unwrap();
+        let dbg = format!("{signer:?}");
+        assert!(dbg.contains("redacted") && !dbg.contains(&hex::encode(seed)));
+
+        // RFC 5869 by hand: PRK = HMAC(salt, IKM); OKM = HMAC(PRK, info || 0x01).
+        let salt = hmac::Key::new(hmac::HMAC_SHA256, b"custodia audit v1");
+        let prk = hmac::sign(&salt, &seed);
+        let prk = hmac::Key::new(hmac::HMAC_SHA256, prk.as_ref());
+        let okm = hmac::sign(&prk, b"mailbox commitment key\x01");
+        let key = ks.audit_commitment_key();
+        assert_eq!(&key[..], okm.as_ref());
+        // Stable across reopen; not the seed.
+        let reopened = Keystore::open(&f.path, &f.kek, false).unwrap();
+        assert_eq!(*reopened.audit_commitment_key(), *key);
+        assert_ne!(*key, seed);
     }
 
     #[test]

@@ -14,6 +14,8 @@
 
 pub mod api;
 pub mod approval;
+pub mod audit;
+pub mod audit_store;
 pub mod client;
 pub mod config;
 pub mod decision_log;

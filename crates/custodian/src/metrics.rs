@@ -70,6 +70,7 @@ pub struct Metrics {
     decisions: Mutex<BTreeMap<(String, String, String), u64>>,
     latency: Histogram,
     batch: Histogram,
+    fsync: Histogram,
     rate_limited: AtomicU64,
     bulk: AtomicU64,
     log_failures: AtomicU64,
@@ -82,6 +83,7 @@ impl Default for Metrics {
             decisions: Mutex::new(BTreeMap::new()),
             latency: Histogram::new(&LATENCY_BUCKETS),
             batch: Histogram::new(&BATCH_BUCKETS),
+            fsync: Histogram::new(&LATENCY_BUCKETS),
             rate_limited: AtomicU64::new(0),
             bulk: AtomicU64::new(0),
             log_failures: AtomicU64::new(0),
@@ -110,6 +112,11 @@ impl Metrics {
     #[allow(clippy::cast_precision_loss, reason = "batch sizes are small")]
     pub fn batch_size(&self, n: usize) {
         self.batch.observe(n as f64);
+    }
+
+    /// Records how long a batch's fsync took.
+    pub fn fsync(&self, seconds: f64) {
+        self.fsync.observe(seconds);
     }
 
     /// Counts a rate-limit hit.
@@ -151,6 +158,7 @@ impl Metrics {
         }
         self.latency.render("custodia_request_seconds", &mut out);
         self.batch.render("custodia_batch_size", &mut out);
+        self.fsync.render("custodia_audit_fsync_seconds", &mut out);
         for (name, v) in [
             ("custodia_rate_limited_total", &self.rate_limited),
             ("custodia_bulk_flags_total", &self.bulk),

@@ -1,5 +1,9 @@
 //! The HTTPS + mandatory mTLS front of the custodian: connection handling and routes
 //! (`docs/API.md`). The caller's identity is fixed once per connection from its certificate.
+#![allow(
+    clippy::result_large_err,
+    reason = "route helpers return the finished error response as their Err"
+)]
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -16,8 +20,13 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::api::{DestroyRequest, ErrorBody, Health, RewrapRequest, UnwrapRequest};
+use crate::api::{
+    Denial, DestroyRequest, DetailsResponse, EntriesResponse, ErrorBody, Health, ProofResponse,
+    RewrapRequest, UnwrapRequest,
+};
 use crate::approval::Revocation;
+use crate::audit::report::Period;
+use crate::config::Role;
 use crate::service::{Caller, Custodian, unix_now};
 use crate::tls::RegionVerifier;
 use crate::{Error, Result};
@@ -80,17 +89,23 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     req: Request<Incoming>,
     limit: usize,
 ) -> core::result::Result<T, Response<Body>> {
-    let body = Limited::new(req.into_body(), limit)
-        .collect()
-        .await
-        .map_err(|_| {
-            error(
+    let body = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
                 format!("request body over {limit} bytes"),
-            )
-        })?
-        .to_bytes();
+            ));
+        }
+        Err(_) => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "could not read the body",
+            ));
+        }
+    };
     serde_json::from_slice(&body).map_err(|e| {
         error(
             StatusCode::BAD_REQUEST,
@@ -117,6 +132,94 @@ where
     }
 }
 
+/// Parses `name=value` pairs of a query string (values here are plain numbers and periods).
+fn query(req: &Request<Incoming>) -> Vec<(String, String)> {
+    req.uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn number(q: &[(String, String)], name: &str) -> core::result::Result<u64, Response<Body>> {
+    q.iter()
+        .find(|(k, _)| k == name)
+        .and_then(|(_, v)| v.parse().ok())
+        .ok_or_else(|| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("query parameter `{name}` must be a number"),
+            )
+        })
+}
+
+fn text(body: String) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn audit_get(
+    c: &Custodian,
+    caller: &Caller,
+    route: &[&str],
+    q: &[(String, String)],
+) -> core::result::Result<Response<Body>, Response<Body>> {
+    let audit = c.audit();
+    let map = |e: Error| from_error(&e);
+    match route {
+        ["checkpoint"] => audit.checkpoint().map(text).map_err(map),
+        ["entries"] => {
+            let (start, end) = (number(q, "start")?, number(q, "end")?);
+            audit
+                .entries(start, end)
+                .map(|entries| json(StatusCode::OK, &EntriesResponse { start, entries }))
+                .map_err(map)
+        }
+        ["proof", "inclusion"] => audit
+            .inclusion_proof(number(q, "index")?, number(q, "size")?)
+            .map(|proof| json(StatusCode::OK, &ProofResponse { proof }))
+            .map_err(map),
+        ["proof", "consistency"] => audit
+            .consistency_proof(number(q, "old")?, number(q, "new")?)
+            .map(|proof| json(StatusCode::OK, &ProofResponse { proof }))
+            .map_err(map),
+        ["details"] => {
+            if !caller
+                .entry
+                .as_ref()
+                .is_some_and(|e| e.roles.contains(&Role::Auditor))
+            {
+                return Err(from_error(&Error::Denied(Denial::RoleMissing)));
+            }
+            let (start, end) = (number(q, "start")?, number(q, "end")?);
+            audit
+                .details(start, end)
+                .map(|(details, key)| {
+                    json(
+                        StatusCode::OK,
+                        &DetailsResponse {
+                            commitment_key: hex::encode(*key),
+                            details,
+                        },
+                    )
+                })
+                .map_err(map)
+        }
+        _ => Err(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such audit route",
+        )),
+    }
+}
+
 fn route_name(method: &Method, path: &str) -> &'static str {
     match (method, path) {
         (&Method::GET, "/healthz") => "healthz",
@@ -127,6 +230,8 @@ fn route_name(method: &Method, path: &str) -> &'static str {
         (&Method::POST, "/v1/keys/rotate") => "rotate",
         (&Method::POST, p) if p.starts_with("/v1/keys/") => "keys",
         (&Method::POST, p) if p.starts_with("/v1/approvals/") => "revoke",
+        (&Method::GET, p) if p.starts_with("/v1/audit/") => "audit",
+        (&Method::GET, "/v1/transparency") => "transparency",
         _ => "other",
     }
 }
@@ -158,12 +263,40 @@ async fn handle(
                 })
             }
             (&Method::GET, ["metrics"]) => {
-                let mut r = Response::new(Full::new(Bytes::from(c.metrics.render())));
+                let mut body = c.metrics.render();
+                if let Ok((size, age, _)) = c.audit().stats() {
+                    body.push_str(&format!(
+                    "# TYPE custodia_audit_log_entries gauge\ncustodia_audit_log_entries {size}\n\
+                         # TYPE custodia_audit_checkpoint_age_seconds gauge\n\
+                         custodia_audit_checkpoint_age_seconds {age}\n"
+                ));
+                }
+                let mut r = Response::new(Full::new(Bytes::from(body)));
                 r.headers_mut().insert(
                     hyper::header::CONTENT_TYPE,
                     hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
                 );
                 Ok(r)
+            }
+            (&Method::GET, ["v1", "audit", rest @ ..]) => audit_get(&c, &who, rest, &query(&req)),
+            (&Method::GET, ["v1", "transparency"]) => {
+                let q = query(&req);
+                match q
+                    .iter()
+                    .find(|(k, _)| k == "period")
+                    .map(|(_, v)| v.parse::<Period>())
+                {
+                    Some(Ok(period)) => c
+                        .audit()
+                        .report(period)
+                        .map(|r| json(StatusCode::OK, &r))
+                        .map_err(|e| from_error(&e)),
+                    _ => Err(error(
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        "`period` must be a month (2026-11) or a quarter (2026-Q4)",
+                    )),
+                }
             }
             (&Method::GET, ["v1", "manifest"]) => c
                 .manifest(unix_now())

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
 use custodia_envelope::{
-    Context, ObjectId, Share, Stanza, SystemRandomness, rewrap_stanza, seal_replies, unwrap_share,
+    Context, KeyVersion, ObjectId, ReplySealer, Share, Stanza, SystemRandomness, rewrap_stanza,
+    unwrap_share,
 };
 
 use crate::api::{
@@ -16,10 +17,12 @@ use crate::api::{
 use crate::approval::{
     Action, Approver, ApproverSet, Expected, Revocation, SignedApproval, VerifiedApproval,
 };
+use crate::audit::checkpoint::origin;
+use crate::audit_store::{AuditReceipt, AuditStore};
 use crate::config::{CallerConfig, Config, KekSource, Role};
-use crate::decision_log::{Decision, DecisionLog, FileDecisionLog, Outcome};
+use crate::decision_log::{Decision, DecisionLog, Outcome};
 use crate::kek::LocalKek;
-use crate::keystore::Keystore;
+use crate::keystore::{KeyStatus, Keystore};
 use crate::ledger::ApprovalLedger;
 use crate::manifest::SignedManifest;
 use crate::metrics::Metrics;
@@ -53,8 +56,8 @@ impl Caller {
 pub struct DataPaths {
     /// The sealed keystore.
     pub keystore: PathBuf,
-    /// The decision log.
-    pub decisions: PathBuf,
+    /// The audit log directory.
+    pub audit: PathBuf,
     /// The approval ledger.
     pub approvals: PathBuf,
 }
@@ -65,7 +68,7 @@ impl DataPaths {
     pub fn new(dir: &Path) -> Self {
         Self {
             keystore: dir.join("keystore.json"),
-            decisions: dir.join("decisions.log"),
+            audit: dir.join("audit"),
             approvals: dir.join("approvals.log"),
         }
     }
@@ -102,7 +105,7 @@ pub struct Custodian {
     manifest: RwLock<SignedManifest>,
     approvers: Option<ApproverSet>,
     ledger: Mutex<ApprovalLedger>,
-    log: Box<dyn DecisionLog>,
+    audit: AuditStore,
     limiter: RateLimiter,
     /// Metrics, rendered at `/metrics`.
     pub metrics: Metrics,
@@ -166,9 +169,15 @@ impl Custodian {
             )?)
         };
         let limiter = RateLimiter::new(config.limits.rate);
+        let audit = AuditStore::open(
+            &paths.audit,
+            origin(config.region.as_str(), config.custodian.as_str()),
+            keystore.manifest_signer(),
+            keystore.audit_commitment_key(),
+        )?;
         Ok(Self {
             ledger: Mutex::new(ApprovalLedger::open(&paths.approvals)?),
-            log: Box::new(FileDecisionLog::open(&paths.decisions)?),
+            audit,
             keystore: RwLock::new(keystore),
             kek: Mutex::new(kek),
             manifest: RwLock::new(manifest),
@@ -239,6 +248,12 @@ impl Custodian {
         Ok(m)
     }
 
+    /// The audit log.
+    #[must_use]
+    pub fn audit(&self) -> &AuditStore {
+        &self.audit
+    }
+
     /// The active key version.
     ///
     /// # Errors
@@ -260,6 +275,7 @@ impl Custodian {
             operation: operation.to_owned(),
             caller_region: caller.identity.region.to_string(),
             caller_name: caller.name(),
+            caller_key_hash: hex::encode(caller.identity.key_hash),
             mailbox: None,
             object_id: None,
             key_version: None,
@@ -270,17 +286,17 @@ impl Custodian {
         }
     }
 
-    fn write_log(&self, batch: &mut [Decision]) -> Result<u64> {
-        match self.log.append(batch) {
-            Ok(first) => {
+    fn write_log(&self, batch: &mut [Decision]) -> Result<AuditReceipt> {
+        match self.audit.append(batch) {
+            Ok(receipt) => {
                 for d in batch.iter() {
-                    let outcome = match d.outcome {
-                        Outcome::Allow => "allow",
-                        Outcome::Deny => "deny",
-                    };
-                    self.metrics.decision(&d.operation, outcome, &d.reason);
+                    self.metrics
+                        .decision(&d.operation, d.outcome.as_str(), &d.reason);
                 }
-                Ok(first)
+                if let Ok((_, _, fsync)) = self.audit.stats() {
+                    self.metrics.fsync(fsync);
+                }
+                Ok(receipt)
             }
             Err(e) => {
                 self.metrics.log_failure();
@@ -327,6 +343,11 @@ impl Custodian {
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| Error::Protocol("caller_key: 64 hex characters".into()))?;
         self.metrics.batch_size(req.items.len());
+        // Set up the reply context first: a caller key HPKE refuses fails the request before
+        // anything is decided or logged.
+        let info = reply_info(self.config.region.as_str(), self.config.custodian.as_str());
+        let (enc, mut sealer) = ReplySealer::new(&caller_key, &info, &mut SystemRandomness::new())
+            .map_err(|_| Error::Protocol("caller_key: not a usable X25519 public key".into()))?;
         let approval = req
             .approval
             .as_ref()
@@ -402,32 +423,22 @@ impl Custodian {
                 e
             })
             .collect();
-        let first = self.write_log(&mut log)?;
+        let receipt = self.write_log(&mut log)?;
 
         // Only now, with every decision durable, seal the released shares to the caller.
-        let released: Vec<(Vec<u8>, &Share)> = items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, d)| {
-                let share = d.result.as_ref().ok()?;
-                Some((reply_aad(i, &d.object_id.unwrap_or([0; 32])), share))
-            })
-            .collect();
-        let info = reply_info(self.config.region.as_str(), self.config.custodian.as_str());
-        let (enc, replies) =
-            seal_replies(&caller_key, &info, &released, &mut SystemRandomness::new())?;
-        let mut replies = replies.into_iter();
-        let results = items
-            .iter()
-            .map(|d| match &d.result {
-                Ok(_) => UnwrapResult::Share(hex::encode(replies.next().unwrap_or([0; 48]))),
+        let mut results = Vec::with_capacity(items.len());
+        for (i, d) in items.iter().enumerate() {
+            results.push(match &d.result {
+                Ok(share) => UnwrapResult::Share(hex::encode(
+                    sealer.seal(&reply_aad(i, &d.object_id.unwrap_or([0; 32])), share)?,
+                )),
                 Err(denial) => UnwrapResult::Denied(*denial),
-            })
-            .collect();
+            });
+        }
         Ok(UnwrapResponse {
             enc: hex::encode(enc),
             results,
-            decisions: (first, log.len() as u64),
+            audit: receipt,
         })
     }
 
@@ -615,6 +626,7 @@ impl Custodian {
     /// As [`Self::rotate`]; the active version cannot be retired (rotate first).
     pub fn retire(&self, caller: &Caller, version: u32, now: u64) -> Result<SignedManifest> {
         self.admin_check(caller, "retire", Some(version), now)?;
+        self.check_version(caller, "retire", version, now)?;
         self.log_allow(caller, "retire", Some(version), None, now)?;
         {
             let kek = self.kek.lock().map_err(|_| poisoned())?;
@@ -622,6 +634,37 @@ impl Custodian {
             ks.retire(custodia_envelope::KeyVersion(version), &*kek)?;
         }
         self.resign(now)
+    }
+
+    /// Refuses (and logs the refusal of) an operation on a version that is not retired.
+    fn check_version(&self, caller: &Caller, op: &str, version: u32, now: u64) -> Result<()> {
+        let status = self
+            .keystore
+            .read()
+            .map_err(|_| poisoned())?
+            .keys()
+            .into_iter()
+            .find(|k| k.version == KeyVersion(version))
+            .map(|k| k.status);
+        let problem = match status {
+            None => Some((Error::Denied(Denial::UnknownKey), "unknown_key")),
+            Some(KeyStatus::Destroyed) => {
+                Some((Error::Denied(Denial::KeyDestroyed), "key_destroyed"))
+            }
+            Some(KeyStatus::Active) => Some((
+                Error::Keystore(format!("key version {version} is active: rotate first")),
+                "key_active",
+            )),
+            Some(KeyStatus::Retired) => None,
+        };
+        if let Some((err, reason)) = problem {
+            let mut e = self.decision(caller, op, now);
+            e.key_version = Some(version);
+            reason.clone_into(&mut e.reason);
+            self.write_log(&mut [e])?;
+            return Err(err);
+        }
+        Ok(())
     }
 
     /// Destroys a retired key version, given an M-of-N approval naming it: the private key is
@@ -641,6 +684,7 @@ impl Custodian {
         now: u64,
     ) -> Result<SignedManifest> {
         self.admin_check(caller, "destroy", Some(version), now)?;
+        self.check_version(caller, "destroy", version, now)?;
         let verified = self
             .verify_approval(caller, approval, now)
             .and_then(|v| match v.action {
@@ -663,12 +707,18 @@ impl Custodian {
                 "key destruction replaces the KEK and needs `kek.file`, not `kek.env`",
             ));
         };
-        let charged = self.ledger.lock().map_err(|_| poisoned())?.charge(
-            &verified.id,
-            &[format!("destroy-v{version}")],
-            1,
-        )?;
+        let charged = self
+            .ledger
+            .lock()
+            .map_err(|_| poisoned())?
+            .charge(&verified.id, &[format!("destroy-v{version}")], 1)
+            .map_err(|e| Error::LogUnavailable(e.to_string()))?;
         if let Err(d) = charged {
+            let mut e = self.decision(caller, "destroy", now);
+            e.key_version = Some(version);
+            e.approval_id = Some(verified.id.to_string());
+            d.as_str().clone_into(&mut e.reason);
+            self.write_log(&mut [e])?;
             return Err(Error::Denied(d));
         }
         self.log_allow(
@@ -680,6 +730,11 @@ impl Custodian {
         )?;
         let new_kek = LocalKek::generate(&mut SystemRandomness::new())?;
         let next = next_kek_path(kek_path);
+        if next.exists() {
+            // Left by an earlier attempt that failed before re-sealing: the running keystore
+            // opened with the current KEK, so this file was never used.
+            std::fs::remove_file(&next).map_err(|e| Error::io(&next, e))?;
+        }
         new_kek.write_file(&next)?;
         {
             let mut kek = self.kek.lock().map_err(|_| poisoned())?;
@@ -711,7 +766,11 @@ impl Custodian {
         });
         match verified {
             Ok(rid) => {
-                self.ledger.lock().map_err(|_| poisoned())?.revoke(&rid)?;
+                self.ledger
+                    .lock()
+                    .map_err(|_| poisoned())?
+                    .revoke(&rid)
+                    .map_err(|e| Error::LogUnavailable(e.to_string()))?;
                 e.outcome = Outcome::Allow;
                 e.reason = "revoked".into();
                 self.write_log(&mut [e])?;

@@ -73,7 +73,7 @@ pub use names::{CustodianName, Region};
 pub use open::{Opener, Unlocked, open_with_keys};
 pub use pairs::{Context, Metadata};
 pub use range::ChunkRange;
-pub use reply::{open_replies, seal_replies};
+pub use reply::{ReplySealer, open_replies, seal_replies};
 #[cfg(feature = "deterministic")]
 pub use rng::DeterministicRandomness;
 pub use rng::{Randomness, SystemRandomness};

@@ -21,31 +21,53 @@ use crate::{Error, Result};
 
 type Kem = X25519HkdfSha256;
 
-/// Seals `shares` (with their AADs) to `caller_public` in one HPKE context. Returns the
-/// encapsulated key and one 48-byte reply per share, in order.
-///
-/// # Errors
-/// [`Error::InvalidArgument`] for a public key HPKE refuses; [`Error::Randomness`].
-pub fn seal_replies(
-    caller_public: &[u8; 32],
-    info: &[u8],
-    shares: &[(Vec<u8>, &Share)],
-    rng: &mut dyn Randomness,
-) -> Result<([u8; ENC_LEN], Vec<[u8; WRAPPED_LEN]>)> {
-    let pk = <Kem as hpke::Kem>::PublicKey::from_bytes(caller_public)
-        .map_err(|_| Error::InvalidArgument("caller key is not an X25519 public key"))?;
-    let mut hrng = HpkeRng::new(rng);
-    let (enc, mut ctx) = hpke::setup_sender_with_rng::<AesGcm256, HkdfSha256, Kem>(
-        &OpModeS::Base,
-        &pk,
-        info,
-        &mut hrng,
-    )
-    .map_err(|_| Error::InvalidArgument("HPKE refused the caller key"))?;
-    hrng.check()?;
-    let mut out = Vec::with_capacity(shares.len());
-    for (aad, share) in shares {
-        let ct = ctx
+/// The sending side of one batch's reply context: set up (encapsulated to the caller's key)
+/// before anything is decided, so a caller key HPKE refuses fails the request before any
+/// decision is logged; then one [`ReplySealer::seal`] per released share, in order.
+pub struct ReplySealer {
+    ctx: hpke::aead::AeadCtxS<AesGcm256, HkdfSha256, Kem>,
+}
+
+impl core::fmt::Debug for ReplySealer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("ReplySealer(<redacted>)")
+    }
+}
+
+impl ReplySealer {
+    /// Sets up the context to `caller_public`; returns the encapsulated key and the sealer.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a public key HPKE refuses (e.g. a low-order point);
+    /// [`Error::Randomness`].
+    pub fn new(
+        caller_public: &[u8; 32],
+        info: &[u8],
+        rng: &mut dyn Randomness,
+    ) -> Result<([u8; ENC_LEN], Self)> {
+        let pk = <Kem as hpke::Kem>::PublicKey::from_bytes(caller_public)
+            .map_err(|_| Error::InvalidArgument("caller key is not an X25519 public key"))?;
+        let mut hrng = HpkeRng::new(rng);
+        let (enc, ctx) = hpke::setup_sender_with_rng::<AesGcm256, HkdfSha256, Kem>(
+            &OpModeS::Base,
+            &pk,
+            info,
+            &mut hrng,
+        )
+        .map_err(|_| Error::InvalidArgument("HPKE refused the caller key"))?;
+        hrng.check()?;
+        let mut e = [0u8; ENC_LEN];
+        e.copy_from_slice(&enc.to_bytes());
+        Ok((e, Self { ctx }))
+    }
+
+    /// Seals the next share.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when the HPKE sequence is exhausted.
+    pub fn seal(&mut self, aad: &[u8], share: &Share) -> Result<[u8; WRAPPED_LEN]> {
+        let ct = self
+            .ctx
             .seal(share.expose(), aad)
             .map_err(|_| Error::InvalidArgument("HPKE sequence exhausted"))?;
         let mut reply = [0u8; WRAPPED_LEN];
@@ -53,11 +75,27 @@ pub fn seal_replies(
             return Err(Error::InvalidArgument("HPKE produced an unexpected length"));
         }
         reply.copy_from_slice(&ct);
-        out.push(reply);
+        Ok(reply)
     }
-    let mut e = [0u8; ENC_LEN];
-    e.copy_from_slice(&enc.to_bytes());
-    Ok((e, out))
+}
+
+/// Seals `shares` (with their AADs) to `caller_public` in one HPKE context. Returns the
+/// encapsulated key and one 48-byte reply per share, in order.
+///
+/// # Errors
+/// As [`ReplySealer::new`] and [`ReplySealer::seal`].
+pub fn seal_replies(
+    caller_public: &[u8; 32],
+    info: &[u8],
+    shares: &[(Vec<u8>, &Share)],
+    rng: &mut dyn Randomness,
+) -> Result<([u8; ENC_LEN], Vec<[u8; WRAPPED_LEN]>)> {
+    let (enc, mut sealer) = ReplySealer::new(caller_public, info, rng)?;
+    let replies = shares
+        .iter()
+        .map(|(aad, share)| sealer.seal(aad, share))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((enc, replies))
 }
 
 /// Opens the replies of one batch, in order, with the caller's ephemeral secret.
