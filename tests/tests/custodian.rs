@@ -455,3 +455,17 @@ fn manifest_is_signed_by_the_pinned_key_and_lists_the_active_key() {
     assert_eq!(keys[0].id.region.as_str(), "ie");
     assert_eq!(keys[0].id.custodian.as_str(), "dublin");
 }
+
+#[test]
+fn development_keys_are_refused_without_dev() {
+    let mut w = world();
+    w.custodian.kill9();
+    let out = std::process::Command::new(custodia_tests::custodia_bin())
+        .args(["custodian", "serve", "--config"])
+        .arg(&w.custodian.config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("insecure"), "{stderr}");
+}

@@ -7,8 +7,8 @@
 //! request id, a purpose, a validity window and an [`Action`]. Each approver signs the
 //! approval's *signed bytes* with Ed25519; a [`SignedApproval`] carries the approval and the
 //! signatures. [`ApproverSet::verify`] checks a document against the custodian's configured
-//! approvers; mailbox coverage, uses and revocation are the caller's to check, with the
-//! [`crate::ledger::ApprovalLedger`].
+//! approvers; mailbox coverage, uses and revocation are the caller's to check, against
+//! the audit log (uses and revocations are counted from its entries, see `service`).
 //!
 //! ## Signed bytes
 //!
@@ -115,7 +115,7 @@ pub enum Action {
     LawfulAccess {
         /// The mailbox ids covered, in the order signed; no duplicates.
         mailboxes: Vec<String>,
-        /// How many uses (charged by the caller through the ledger) each mailbox allows.
+        /// How many unwrap batches per mailbox the approval allows (counted from the audit log).
         max_uses_per_mailbox: u32,
     },
     /// Destroy (crypto-shred) one version of this custodian's key.
@@ -535,7 +535,7 @@ pub struct Expected<'a> {
 /// An approval that passed [`ApproverSet::verify`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifiedApproval {
-    /// The approval's id (for the ledger and the audit log).
+    /// The approval's id (as recorded in the audit log).
     pub id: ApprovalId,
     /// What it approves.
     pub action: Action,
@@ -627,8 +627,8 @@ impl ApproverSet {
 
     /// Verifies a signed approval for this custodian and caller at time `now` (seconds since
     /// the Unix epoch). The rules and their order are in the module documentation. Mailbox
-    /// coverage, uses and revocation are left to the caller (see
-    /// [`crate::ledger::ApprovalLedger`]).
+    /// coverage, uses and revocation are left to the caller (they are checked against
+    /// the audit log (uses and revocations are counted from its entries, see `service`)).
     ///
     /// # Errors
     /// The [`Denial`] of the first rule broken.

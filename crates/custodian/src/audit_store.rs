@@ -179,6 +179,25 @@ impl AuditStore {
             .map_err(|_| Error::LogUnavailable("audit log lock poisoned".into()))
     }
 
+    /// The public commitment to `mailbox` (keyed HMAC, as in the entries).
+    #[must_use]
+    pub fn commitment(&self, mailbox: &str) -> String {
+        mailbox_commitment(&self.commitment_key, mailbox)
+    }
+
+    /// Every public entry, parsed (to rebuild state at start).
+    ///
+    /// # Errors
+    /// [`Error::Protocol`] if a stored entry does not parse.
+    pub fn public_entries(&self) -> Result<Vec<PublicEntry>> {
+        let inner = self.lock()?;
+        inner
+            .records
+            .iter()
+            .map(|r| PublicEntry::from_record(r))
+            .collect()
+    }
+
     /// The checkpoint origin (`custodia/<region>/<custodian>`).
     #[must_use]
     pub fn origin(&self) -> &str {

@@ -22,7 +22,6 @@ pub mod decision_log;
 pub mod error;
 pub mod kek;
 pub mod keystore;
-pub mod ledger;
 pub mod manifest;
 pub mod metrics;
 pub mod ratelimit;

@@ -18,12 +18,12 @@ use crate::approval::{
     Action, Approver, ApproverSet, Expected, Revocation, SignedApproval, VerifiedApproval,
 };
 use crate::audit::checkpoint::origin;
+use crate::audit::entry::PublicEntry;
 use crate::audit_store::{AuditReceipt, AuditStore};
 use crate::config::{CallerConfig, Config, KekSource, Role};
 use crate::decision_log::{Decision, DecisionLog, Outcome};
 use crate::kek::LocalKek;
 use crate::keystore::{KeyStatus, Keystore};
-use crate::ledger::ApprovalLedger;
 use crate::manifest::SignedManifest;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
@@ -58,8 +58,6 @@ pub struct DataPaths {
     pub keystore: PathBuf,
     /// The audit log directory.
     pub audit: PathBuf,
-    /// The approval ledger.
-    pub approvals: PathBuf,
 }
 
 impl DataPaths {
@@ -69,7 +67,6 @@ impl DataPaths {
         Self {
             keystore: dir.join("keystore.json"),
             audit: dir.join("audit"),
-            approvals: dir.join("approvals.log"),
         }
     }
 }
@@ -104,7 +101,7 @@ pub struct Custodian {
     kek: Mutex<LocalKek>,
     manifest: RwLock<SignedManifest>,
     approvers: Option<ApproverSet>,
-    ledger: Mutex<ApprovalLedger>,
+    approvals_used: Mutex<ApprovalUses>,
     audit: AuditStore,
     limiter: RateLimiter,
     /// Metrics, rendered at `/metrics`.
@@ -132,7 +129,7 @@ struct ItemDecision {
 
 impl Custodian {
     /// Opens the service state: config, keystore (refusing insecure keys unless `dev`),
-    /// decision log and approval ledger.
+    /// and audit log (from which approval uses and revocations are counted).
     ///
     /// # Errors
     /// Any configuration, keystore or file error, naming what to fix.
@@ -176,7 +173,7 @@ impl Custodian {
             keystore.audit_commitment_key(),
         )?;
         Ok(Self {
-            ledger: Mutex::new(ApprovalLedger::open(&paths.approvals)?),
+            approvals_used: Mutex::new(ApprovalUses::from_log(&audit.public_entries()?)),
             audit,
             keystore: RwLock::new(keystore),
             kek: Mutex::new(kek),
@@ -365,32 +362,30 @@ impl Custodian {
                 .collect()
         };
 
-        // Charge the approval's uses, all or nothing, durably, before anything is released.
+        // Approval uses are counted from the audit log itself: checking them and writing this
+        // batch's entries happen under one lock, so the entries ARE the charge (durable before
+        // release, provable to auditors, nothing separate to tamper with or burn).
         let approval_id = match &approval {
             Some(Ok(v)) => Some(v.id.to_string()),
             _ => None,
         };
-        if let Some(Ok(v)) = &approval {
-            let mailboxes: BTreeSet<String> = items
-                .iter()
+        let mut uses = self.approvals_used.lock().map_err(|_| poisoned())?;
+        let mut charged: BTreeSet<String> = BTreeSet::new();
+        if let (Some(Ok(v)), Some(id)) = (&approval, &approval_id) {
+            let max = v.max_uses().unwrap_or(0);
+            for d in items
+                .iter_mut()
                 .filter(|d| d.via_approval && d.result.is_ok())
-                .filter_map(|d| d.mailbox.clone())
-                .collect();
-            if !mailboxes.is_empty() {
-                let list: Vec<String> = mailboxes.into_iter().collect();
-                let charged = self
-                    .ledger
-                    .lock()
-                    .map_err(|_| poisoned())?
-                    .charge(&v.id, &list, v.max_uses().unwrap_or(0))
-                    .map_err(|e| Error::LogUnavailable(e.to_string()))?;
-                if let Err(denial) = charged {
-                    for d in items
-                        .iter_mut()
-                        .filter(|d| d.via_approval && d.result.is_ok())
-                    {
-                        d.result = Err(denial);
-                    }
+            {
+                let commitment = self
+                    .audit
+                    .commitment(d.mailbox.as_deref().unwrap_or_default());
+                if uses.revoked.contains(id) {
+                    d.result = Err(Denial::ApprovalRevoked);
+                } else if !charged.contains(&commitment) && uses.count(id, &commitment) >= max {
+                    d.result = Err(Denial::ApprovalUsedUp);
+                } else {
+                    charged.insert(commitment);
                 }
             }
         }
@@ -424,6 +419,12 @@ impl Custodian {
             })
             .collect();
         let receipt = self.write_log(&mut log)?;
+        if let Some(id) = &approval_id {
+            for commitment in charged {
+                *uses.counts.entry((id.clone(), commitment)).or_default() += 1;
+            }
+        }
+        drop(uses);
 
         // Only now, with every decision durable, seal the released shares to the caller.
         let mut results = Vec::with_capacity(items.len());
@@ -707,27 +708,26 @@ impl Custodian {
                 "key destruction replaces the KEK and needs `kek.file`, not `kek.env`",
             ));
         };
-        let charged = self
-            .ledger
-            .lock()
-            .map_err(|_| poisoned())?
-            .charge(&verified.id, &[format!("destroy-v{version}")], 1)
-            .map_err(|e| Error::LogUnavailable(e.to_string()))?;
-        if let Err(d) = charged {
+        let mut uses = self.approvals_used.lock().map_err(|_| poisoned())?;
+        let id = verified.id.to_string();
+        let spent = if uses.revoked.contains(&id) {
+            Some(Denial::ApprovalRevoked)
+        } else if uses.spent.contains(&id) {
+            Some(Denial::ApprovalUsedUp)
+        } else {
+            None
+        };
+        if let Some(d) = spent {
             let mut e = self.decision(caller, "destroy", now);
             e.key_version = Some(version);
-            e.approval_id = Some(verified.id.to_string());
+            e.approval_id = Some(id);
             d.as_str().clone_into(&mut e.reason);
             self.write_log(&mut [e])?;
             return Err(Error::Denied(d));
         }
-        self.log_allow(
-            caller,
-            "destroy",
-            Some(version),
-            Some(verified.id.to_string()),
-            now,
-        )?;
+        self.log_allow(caller, "destroy", Some(version), Some(id.clone()), now)?;
+        uses.spent.insert(id);
+        drop(uses);
         let new_kek = LocalKek::generate(&mut SystemRandomness::new())?;
         let next = next_kek_path(kek_path);
         if next.exists() {
@@ -749,7 +749,7 @@ impl Custodian {
     /// Revokes an approval, given a revocation signed by one of the approvers.
     ///
     /// # Errors
-    /// [`Error::Denied`] for a bad revocation; ledger and log errors.
+    /// [`Error::Denied`] for a bad revocation; log errors.
     pub fn revoke(&self, caller: &Caller, id: &str, rev: &Revocation, now: u64) -> Result<()> {
         let set = self
             .approvers
@@ -766,14 +766,11 @@ impl Custodian {
         });
         match verified {
             Ok(rid) => {
-                self.ledger
-                    .lock()
-                    .map_err(|_| poisoned())?
-                    .revoke(&rid)
-                    .map_err(|e| Error::LogUnavailable(e.to_string()))?;
+                let mut uses = self.approvals_used.lock().map_err(|_| poisoned())?;
                 e.outcome = Outcome::Allow;
                 e.reason = "revoked".into();
                 self.write_log(&mut [e])?;
+                uses.revoked.insert(rid.to_string());
                 Ok(())
             }
             Err(d) => {
@@ -795,4 +792,45 @@ fn parse_item(item: &StanzaItem) -> Option<(ObjectId, Context, Stanza)> {
     let context = Context::from_bytes(&hex::decode(&item.context).ok()?).ok()?;
     let stanza = Stanza::from_bytes(&hex::decode(&item.stanza).ok()?).ok()?;
     Some((ObjectId(object_id), context, stanza))
+}
+
+/// Approval uses and revocations, counted from the audit log's public entries (rebuilt at
+/// start): one use per (approval, mailbox commitment) per unwrap batch that released a share
+/// of that mailbox under the approval; a revocation or key destruction is an `allow` entry
+/// of operation `revoke` / `destroy` naming the approval.
+#[derive(Debug, Default)]
+struct ApprovalUses {
+    counts: std::collections::HashMap<(String, String), u32>,
+    revoked: std::collections::HashSet<String>,
+    spent: std::collections::HashSet<String>,
+}
+
+impl ApprovalUses {
+    fn from_log(entries: &[PublicEntry]) -> Self {
+        let mut uses = Self::default();
+        let mut batches = std::collections::HashSet::new();
+        for e in entries.iter().filter(|e| e.outcome == Outcome::Allow) {
+            let Some(id) = &e.approval_id else { continue };
+            match (e.operation.as_str(), &e.mailbox_commitment) {
+                ("unwrap", Some(c)) if batches.insert((id.clone(), c.clone(), e.batch)) => {
+                    *uses.counts.entry((id.clone(), c.clone())).or_default() += 1;
+                }
+                ("revoke", _) => {
+                    uses.revoked.insert(id.clone());
+                }
+                ("destroy", _) => {
+                    uses.spent.insert(id.clone());
+                }
+                _ => {}
+            }
+        }
+        uses
+    }
+
+    fn count(&self, id: &str, commitment: &str) -> u32 {
+        self.counts
+            .get(&(id.to_owned(), commitment.to_owned()))
+            .copied()
+            .unwrap_or(0)
+    }
 }
