@@ -367,7 +367,9 @@ impl AuditStore {
         let size = self.lock()?.tree.size();
         check_range(start, end, size)?;
         let (lines, _) = read_lines(&self.dir.join("details.jsonl"))?;
-        let details = lines[to_usize(start)?..to_usize(end)?]
+        let details = lines
+            .get(to_usize(start)?..to_usize(end)?)
+            .ok_or_else(|| Error::Protocol("details file shorter than the log".into()))?
             .iter()
             .map(|l| {
                 serde_json::from_slice(l).map_err(|e| Error::Protocol(format!("details: {e}")))

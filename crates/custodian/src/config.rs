@@ -201,7 +201,7 @@ pub struct Config {
     pub custodian: CustodianName,
     /// Listen address.
     pub listen: SocketAddr,
-    /// Directory for `keystore.json`, `decisions.log` and `approvals.log`.
+    /// Directory for `keystore.json`, the `audit/` log and the `lock` file.
     pub data_dir: PathBuf,
     /// Server certificate chain (PEM).
     pub tls_cert: PathBuf,

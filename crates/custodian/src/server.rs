@@ -63,7 +63,7 @@ fn from_error(e: &Error) -> Response<Body> {
             let mut r = error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "log_unavailable",
-                "the decision log cannot be written; nothing was released",
+                "the audit log cannot be written; nothing was released",
             );
             r.headers_mut().insert(
                 hyper::header::RETRY_AFTER,

@@ -102,6 +102,8 @@ pub struct Custodian {
     manifest: RwLock<SignedManifest>,
     approvers: Option<ApproverSet>,
     approvals_used: Mutex<ApprovalUses>,
+    /// Held for the life of the service: the data directory's exclusive lock.
+    _lock: std::fs::File,
     audit: AuditStore,
     limiter: RateLimiter,
     /// Metrics, rendered at `/metrics`.
@@ -135,6 +137,23 @@ impl Custodian {
     /// Any configuration, keystore or file error, naming what to fix.
     pub fn open(config: Config, dev: bool) -> Result<Self> {
         let paths = DataPaths::new(&config.data_dir);
+        // One process per data directory: a second one would append to the same audit log.
+        let lock_path = config.data_dir.join("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        lock.try_lock().map_err(|_| {
+            Error::config(
+                "data_dir",
+                format!(
+                    "{} is in use by another custodian process",
+                    config.data_dir.display()
+                ),
+            )
+        })?;
         let (kek, keystore) = Self::open_keystore(&config, &paths.keystore, dev)?;
         if keystore.region() != &config.region || keystore.custodian() != &config.custodian {
             return Err(Error::config(
@@ -174,6 +193,7 @@ impl Custodian {
         )?;
         Ok(Self {
             approvals_used: Mutex::new(ApprovalUses::from_log(&audit.public_entries()?)),
+            _lock: lock,
             audit,
             keystore: RwLock::new(keystore),
             kek: Mutex::new(kek),
@@ -344,7 +364,12 @@ impl Custodian {
         // anything is decided or logged.
         let info = reply_info(self.config.region.as_str(), self.config.custodian.as_str());
         let (enc, mut sealer) = ReplySealer::new(&caller_key, &info, &mut SystemRandomness::new())
-            .map_err(|_| Error::Protocol("caller_key: not a usable X25519 public key".into()))?;
+            .map_err(|e| match e {
+                custodia_envelope::Error::InvalidArgument(_) => {
+                    Error::Protocol("caller_key: not a usable X25519 public key".into())
+                }
+                other => Error::Envelope(other),
+            })?;
         let approval = req
             .approval
             .as_ref()
@@ -730,19 +755,33 @@ impl Custodian {
         drop(uses);
         let new_kek = LocalKek::generate(&mut SystemRandomness::new())?;
         let next = next_kek_path(kek_path);
+        let mut kek = self.kek.lock().map_err(|_| poisoned())?;
+        let mut ks = self.keystore.write().map_err(|_| poisoned())?;
         if next.exists() {
-            // Left by an earlier attempt that failed before re-sealing: the running keystore
-            // opened with the current KEK, so this file was never used.
-            std::fs::remove_file(&next).map_err(|e| Error::io(&next, e))?;
+            // Left by an earlier destruction. If the keystore on disk was already re-sealed
+            // under it (the rename failed), finish that swap first; otherwise it was never used.
+            let stale = LocalKek::from_file(&next)?;
+            if Keystore::open(
+                &DataPaths::new(&self.config.data_dir).keystore,
+                &stale,
+                true,
+            )
+            .is_ok()
+            {
+                std::fs::rename(&next, kek_path).map_err(|e| Error::io(kek_path, e))?;
+                *kek = stale;
+            } else {
+                std::fs::remove_file(&next).map_err(|e| Error::io(&next, e))?;
+            }
         }
         new_kek.write_file(&next)?;
-        {
-            let mut kek = self.kek.lock().map_err(|_| poisoned())?;
-            let mut ks = self.keystore.write().map_err(|_| poisoned())?;
-            ks.destroy(custodia_envelope::KeyVersion(version), &new_kek)?;
-            std::fs::rename(&next, kek_path).map_err(|e| Error::io(kek_path, e))?;
-            *kek = new_kek;
-        }
+        ks.destroy(custodia_envelope::KeyVersion(version), &new_kek)?;
+        // The keystore on disk is now sealed under the new KEK: use it from here on, even if
+        // replacing the KEK file fails (the next start finishes the swap from `.next`).
+        *kek = new_kek;
+        std::fs::rename(&next, kek_path).map_err(|e| Error::io(kek_path, e))?;
+        drop(ks);
+        drop(kek);
         self.resign(now)
     }
 
@@ -751,6 +790,12 @@ impl Custodian {
     /// # Errors
     /// [`Error::Denied`] for a bad revocation; log errors.
     pub fn revoke(&self, caller: &Caller, id: &str, rev: &Revocation, now: u64) -> Result<()> {
+        // Only a well-formed approval id may reach the public log.
+        let id = id
+            .parse::<crate::approval::ApprovalId>()
+            .map_err(|_| Error::Protocol("approval id: 32 lowercase hex characters".into()))?
+            .to_string();
+        let id = id.as_str();
         let set = self
             .approvers
             .as_ref()

@@ -153,13 +153,14 @@ impl Unlocked {
         for i in 0..n {
             let src = h + i * (c + TAG_LEN);
             let len = c.min(plain_len - i * c);
-            let stored = &mut object[src..src + len + TAG_LEN];
             if i + 1 == n {
+                let stored = &mut object[src..src + len + TAG_LEN];
                 opener.open_final(stored)?;
+                object.copy_within(src..src + len, i * c);
             } else {
-                opener.open_chunk(stored, false)?;
+                // Decrypt and move down in one pass.
+                opener.open_chunk_within(&mut object[i * c..src + len + TAG_LEN], src - i * c)?;
             }
-            object.copy_within(src..src + len, i * c);
         }
         object.truncate(plain_len);
         Ok(())

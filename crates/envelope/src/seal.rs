@@ -218,25 +218,37 @@ impl Sealer {
     }
 }
 
-/// Seals `plaintext` into a new buffer holding the whole stored object.
+/// Seals `plaintext` into a new buffer holding the whole stored object: one pass, each
+/// chunk copied into its stored position and sealed there while it is in cache.
 ///
 /// # Errors
 /// As [`new_header`].
 pub fn seal(opts: &SealOptions<'_>, plaintext: &[u8], rng: &mut dyn Randomness) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    let total = opts
-        .profile
+    let (header, keys) = new_header(opts, rng)?;
+    let profile = opts.profile;
+    let total = profile
         .sealed_len(plaintext.len() as u64)
         .and_then(|n| usize::try_from(n).ok())
         .ok_or(Error::InvalidArgument("object too large"))?;
-    buf.reserve_exact(total);
-    buf.extend_from_slice(plaintext);
-    seal_in_place(opts, &mut buf, rng)?;
-    Ok(buf)
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(&header.to_bytes());
+    let sealer = ChunkSealer::new(keys.chunk_key(), profile)?;
+    let c = profile.chunk_size();
+    let n = usize::try_from(profile.chunk_count(plaintext.len() as u64))
+        .map_err(|_| Error::InvalidArgument("object too large"))?;
+    for i in 0..n {
+        let chunk = &plaintext[i * c..plaintext.len().min((i + 1) * c)];
+        let start = out.len();
+        out.extend_from_slice(chunk);
+        let tag = sealer.seal_at(i as u64, &mut out[start..], i + 1 == n)?;
+        out.extend_from_slice(&tag);
+    }
+    Ok(out)
 }
 
 /// Seals the plaintext in `buf` in place: on return `buf` holds the stored object. Chunks
 /// are moved back to front to make room for the header and tags, each sealed where it lands.
+/// Give `buf` a capacity of `profile.sealed_len(len)` to avoid a reallocation.
 ///
 /// # Errors
 /// As [`new_header`].

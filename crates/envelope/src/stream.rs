@@ -214,6 +214,34 @@ impl ChunkOpener {
             .map_err(|_| Error::ChunkAuthentication { index })
     }
 
+    /// Like [`Self::open_chunk`] for a non-final chunk stored at `in_out[shift..]`: the
+    /// plaintext is written to `in_out[..len]` in the same pass (ring's `open_within`).
+    pub(crate) fn open_chunk_within(&mut self, in_out: &mut [u8], shift: usize) -> Result<()> {
+        let Some(len) = in_out.len().checked_sub(shift + TAG_LEN) else {
+            return Err(Error::Truncated {
+                field: "chunk",
+                needed: TAG_LEN,
+            });
+        };
+        let index = self.pos.next;
+        if self.pos.finished {
+            return Err(Error::ChunkMisuse("chunk after the final chunk"));
+        }
+        let nonce = self
+            .pos
+            .advance(len, false)
+            .map_err(|_| Error::ChunkAuthentication { index })?;
+        self.key
+            .open_within(
+                Nonce::assume_unique_for_key(nonce.0),
+                Aad::empty(),
+                in_out,
+                shift..,
+            )
+            .map(|_| ())
+            .map_err(|_| Error::ChunkAuthentication { index })
+    }
+
     /// Opens the final chunk of a stream whose length was not known in advance.
     ///
     /// If a full-size final chunk fails as final but authenticates as a non-final chunk, the
@@ -223,7 +251,7 @@ impl ChunkOpener {
     /// As [`Self::open_chunk`], plus [`Error::Truncation`].
     pub fn open_final<'a>(&mut self, stored: &'a mut [u8]) -> Result<&'a mut [u8]> {
         let full = stored.len() == self.pos.chunk_size + TAG_LEN;
-        let backup = full.then(|| zeroize::Zeroizing::new(stored.to_vec()));
+        let backup = full.then(|| stored.to_vec());
         let index = self.pos.next;
         match self.open_chunk(stored, true) {
             Err(Error::ChunkAuthentication { .. }) => {
@@ -235,6 +263,8 @@ impl ChunkOpener {
                         &mut copy,
                     );
                     if as_non_final.is_ok() {
+                        // The copy now holds authentic plaintext that is not released.
+                        zeroize::Zeroize::zeroize(&mut copy);
                         return Err(Error::Truncation);
                     }
                 }

@@ -35,9 +35,14 @@ pub struct RecipientPublicKey {
     pub public_key: [u8; 32],
 }
 
-/// A custodian's X25519 private key. Zeroized on drop; `Debug` prints a redaction.
+/// A custodian's X25519 private key, with its public key and key id computed once.
+/// Zeroized on drop; `Debug` prints a redaction.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct RecipientSecretKey([u8; 32]);
+pub struct RecipientSecretKey {
+    secret: [u8; 32],
+    public: [u8; 32],
+    key_id: [u8; 16],
+}
 
 impl fmt::Debug for RecipientSecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -53,38 +58,52 @@ impl RecipientSecretKey {
     pub fn generate(rng: &mut dyn Randomness) -> Result<Self> {
         let mut ikm = zeroize::Zeroizing::new([0u8; 32]);
         rng.fill(ikm.as_mut())?;
-        let (sk, _) = Kem::derive_keypair(ikm.as_ref());
-        let mut bytes = [0; 32];
-        bytes.copy_from_slice(&sk.to_bytes());
-        Ok(Self(bytes))
+        let (sk, pk) = Kem::derive_keypair(ikm.as_ref());
+        let mut secret = [0; 32];
+        secret.copy_from_slice(&sk.to_bytes());
+        let mut public = [0; 32];
+        public.copy_from_slice(&pk.to_bytes());
+        Ok(Self {
+            secret,
+            public,
+            key_id: KeyId::of(&public).0,
+        })
     }
 
     /// From stored bytes (e.g. a keystore).
     #[must_use]
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
+        let public = <Kem as hpke::Kem>::PrivateKey::from_bytes(&bytes)
+            .map(|sk| {
+                let mut out = [0; 32];
+                out.copy_from_slice(&<Kem as hpke::Kem>::sk_to_pk(&sk).to_bytes());
+                out
+            })
+            .unwrap_or([0; 32]);
+        Self {
+            secret: bytes,
+            public,
+            key_id: KeyId::of(&public).0,
+        }
     }
 
     /// The secret bytes, for sealing into a keystore.
     #[must_use]
     pub fn expose(&self) -> &[u8; 32] {
-        &self.0
+        &self.secret
     }
 
     fn hpke_key(&self) -> Result<<Kem as hpke::Kem>::PrivateKey> {
-        <Kem as hpke::Kem>::PrivateKey::from_bytes(&self.0)
+        <Kem as hpke::Kem>::PrivateKey::from_bytes(&self.secret)
             .map_err(|_| Error::InvalidArgument("not an X25519 private key"))
     }
 
     /// The matching public key.
     ///
     /// # Errors
-    /// Only for bytes that are not an X25519 private key (cannot happen for 32 bytes).
+    /// Never for keys made by this type (kept fallible for keys from other sources).
     pub fn public_key(&self) -> Result<[u8; 32]> {
-        let pk = <Kem as hpke::Kem>::sk_to_pk(&self.hpke_key()?);
-        let mut out = [0; 32];
-        out.copy_from_slice(&pk.to_bytes());
-        Ok(out)
+        Ok(self.public)
     }
 
     /// The key id of the matching public key.
@@ -92,7 +111,7 @@ impl RecipientSecretKey {
     /// # Errors
     /// As [`Self::public_key`].
     pub fn key_id(&self) -> Result<KeyId> {
-        Ok(KeyId::of(&self.public_key()?))
+        Ok(KeyId(self.key_id))
     }
 }
 
