@@ -68,8 +68,8 @@ pub enum Error {
     /// TLS setup failed (certificates, keys).
     #[error("tls: {0}")]
     Tls(String),
-    /// The decision log could not be written: nothing is released.
-    #[error("decision log unavailable: {0}")]
+    /// The audit log could not be written: nothing is released.
+    #[error("audit log unavailable: {0}")]
     LogUnavailable(String),
 }
 

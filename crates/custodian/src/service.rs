@@ -71,8 +71,8 @@ impl DataPaths {
     }
 }
 
-/// Loads the key-encryption key. For a file source, a `<file>.next` left by an interrupted
-/// key destruction is tried too (see [`Custodian::destroy`]).
+/// Loads the key-encryption key from its configured source. (`open_keystore` also tries a
+/// `<file>.next` left by an interrupted key destruction, see [`Custodian::destroy`].)
 fn load_kek(source: &KekSource) -> Result<LocalKek> {
     match source {
         KekSource::File(p) => LocalKek::from_file(p),
@@ -145,14 +145,15 @@ impl Custodian {
             .write(true)
             .open(&lock_path)
             .map_err(|e| Error::io(&lock_path, e))?;
-        lock.try_lock().map_err(|_| {
-            Error::config(
+        lock.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => Error::config(
                 "data_dir",
                 format!(
                     "{} is in use by another custodian process",
                     config.data_dir.display()
                 ),
-            )
+            ),
+            std::fs::TryLockError::Error(e) => Error::io(&lock_path, e),
         })?;
         let (kek, keystore) = Self::open_keystore(&config, &paths.keystore, dev)?;
         if keystore.region() != &config.region || keystore.custodian() != &config.custodian {
