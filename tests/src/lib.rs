@@ -27,9 +27,21 @@ use rcgen::{
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-/// The `custodia` binary built by `cargo build` / `cargo test` for this workspace.
+/// The `custodia` binary: `$CUSTODIA_BIN` if set (e.g. the release build,
+/// `target/release/custodia`, for benchmarks), else the one built by `cargo build` /
+/// `cargo test` next to the running executable (`target/debug` for tests).
 #[must_use]
 pub fn custodia_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("CUSTODIA_BIN").filter(|v| !v.is_empty()) {
+        let bin = PathBuf::from(bin);
+        assert!(
+            bin.exists(),
+            "CUSTODIA_BIN={} does not exist (`cargo build --release -p custodia-cli` builds \
+             target/release/custodia)",
+            bin.display()
+        );
+        return bin;
+    }
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap();
     let dir = if dir.ends_with("deps") {

@@ -135,12 +135,14 @@ impl SigningSeed {
 }
 
 /// An owned Ed25519 signer over the manifest signing key (the same key signs manifests and
-/// audit-log checkpoints). Holds only the seed, which is zeroized on drop; `Debug` prints a
-/// redaction. Signs with ring (RFC 8032, deterministic).
+/// audit-log checkpoints). Holds ring's expanded key pair (not zeroized by ring); `Debug`
+/// prints a redaction. Signs with ring (RFC 8032, deterministic).
 #[derive(Clone)]
 pub struct ManifestSigner {
-    seed: SigningSeed,
     public_key: [u8; 32],
+    /// The expanded key pair, built once (rebuilding it per signature cost ~25 us per
+    /// checkpoint). ring does not zeroize it (the keystore's seed copy is).
+    pair: std::sync::Arc<Ed25519KeyPair>,
 }
 
 impl fmt::Debug for ManifestSigner {
@@ -159,7 +161,8 @@ impl ManifestSigner {
     pub fn from_seed(seed: [u8; 32]) -> Self {
         let seed = SigningSeed(seed);
         let public_key = ed25519_public_key(&seed);
-        Self { seed, public_key }
+        let pair = std::sync::Arc::new(ed25519_key_pair(&seed));
+        Self { public_key, pair }
     }
 
     /// The Ed25519 public key.
@@ -172,7 +175,7 @@ impl ManifestSigner {
     #[must_use]
     pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
         let mut out = [0u8; 64];
-        out.copy_from_slice(ed25519_key_pair(&self.seed).sign(msg).as_ref());
+        out.copy_from_slice(self.pair.sign(msg).as_ref());
         out
     }
 }
@@ -724,7 +727,7 @@ impl Keystore {
     #[must_use]
     pub fn manifest_signer(&self) -> ManifestSigner {
         ManifestSigner {
-            seed: self.state.manifest_seed.clone(),
+            pair: std::sync::Arc::new(ed25519_key_pair(&self.state.manifest_seed)),
             public_key: self.manifest_public_key,
         }
     }

@@ -392,6 +392,9 @@ pub async fn serve(
                 }
             },
         };
+        // Responses are written whole: do not let Nagle hold their tail back for the peer's
+        // delayed ACK (measured: 40 ms stalls on large batches).
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let custodian = custodian.clone();
         let verifier = verifier.clone();
