@@ -79,7 +79,7 @@ fn unwrap_keep(client: &CustodianClient, o: &Object) -> Option<AuditReceipt> {
 }
 
 #[test]
-fn receipts_prove_every_release_and_the_log_verifies_after_sigkill() {
+fn after_sigkill_every_released_share_has_its_entry_and_the_log_verifies() {
     let mut w = world();
     let objects: Vec<Object> = (0..150)
         .map(|i| w.seal(MAILBOX_A, &format!("aoife/{i}.eml"), b"x"))

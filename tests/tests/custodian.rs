@@ -306,53 +306,6 @@ fn destroy_needs_an_approval_and_then_nothing_opens() {
 }
 
 #[test]
-fn every_released_share_has_a_durable_decision_even_after_sigkill() {
-    let mut w = world();
-    let objects: Vec<Object> = (0..200)
-        .map(|i| w.seal(MAILBOX_A, &format!("aoife/{i}.eml"), b"x"))
-        .collect();
-    let client = w.client(&w.gw_ie).with_retries(1);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut received = Vec::new();
-    let (objects_ref, client_ref) = (&objects, &client);
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let runtime = rt();
-            for o in objects_ref {
-                match runtime.block_on(client_ref.unwrap(&[item(o)], None)) {
-                    Ok(r) if r.results[0].is_ok() => {
-                        if tx.send(o.header.object_id().0).is_err() {
-                            break;
-                        }
-                    }
-                    _ => break,
-                }
-            }
-        });
-        // Kill the custodian in the middle of the load, after a few releases.
-        for _ in 0..5 {
-            received.push(rx.recv_timeout(Duration::from_secs(30)).unwrap());
-        }
-        w.custodian.kill9();
-        received.extend(rx.iter());
-    });
-    assert!(
-        received.len() < objects.len(),
-        "the kill landed after the load ended"
-    );
-    w.custodian.spawn();
-    let log = w.custodian.log();
-    for id in &received {
-        let id = hex::encode(id);
-        assert!(
-            log.iter()
-                .any(|d| d.outcome == Outcome::Allow && d.object_id.as_deref() == Some(id.as_str())),
-            "share for {id} was released without a durable decision"
-        );
-    }
-}
-
-#[test]
 fn a_full_disk_makes_the_custodian_refuse_and_keep_serving() {
     let mut w = world();
     let o = w.seal(MAILBOX_A, "aoife/1.eml", b"x");

@@ -190,13 +190,30 @@ impl ChunkOpener {
     /// returns the plaintext, which is only ever released after the tag verified.
     ///
     /// # Errors
-    /// [`Error::ChunkAuthentication`] naming the chunk; [`Error::Truncated`] for fewer than
-    /// 16 bytes; [`Error::ChunkMisuse`] for a wrong size or a chunk after the final one.
+    /// [`Error::ChunkAuthentication`] naming the chunk (also for a stored chunk of a size no
+    /// chunk in that position can have); [`Error::Truncated`] for fewer than 16 bytes;
+    /// [`Error::ChunkMisuse`] for a chunk after the final one.
     pub fn open_chunk<'a>(&mut self, stored: &'a mut [u8], last: bool) -> Result<&'a mut [u8]> {
-        let Some(len) = stored.len().checked_sub(TAG_LEN) else {
+        self.open_at(stored, 0, last)
+    }
+
+    /// Like [`Self::open_chunk`] for a non-final chunk stored at `in_out[shift..]`: the
+    /// plaintext is written to `in_out[..len]` in the same pass (ring's `open_within`).
+    pub(crate) fn open_chunk_within(&mut self, in_out: &mut [u8], shift: usize) -> Result<()> {
+        self.open_at(in_out, shift, false).map(|_| ())
+    }
+
+    /// Verifies and decrypts the chunk stored at `in_out[shift..]` into `in_out[..len]`.
+    fn open_at<'a>(
+        &mut self,
+        in_out: &'a mut [u8],
+        shift: usize,
+        last: bool,
+    ) -> Result<&'a mut [u8]> {
+        let Some(len) = in_out.len().checked_sub(shift + TAG_LEN) else {
             return Err(Error::Truncated {
                 field: "chunk",
-                needed: TAG_LEN - stored.len(),
+                needed: (shift + TAG_LEN).saturating_sub(in_out.len()),
             });
         };
         let index = self.pos.next;
@@ -209,36 +226,13 @@ impl ChunkOpener {
             .advance(len, last)
             .map_err(|_| Error::ChunkAuthentication { index })?;
         self.key
-            .open_in_place(Nonce::assume_unique_for_key(nonce.0), Aad::empty(), stored)
-            .map(|pt| &mut *pt)
-            .map_err(|_| Error::ChunkAuthentication { index })
-    }
-
-    /// Like [`Self::open_chunk`] for a non-final chunk stored at `in_out[shift..]`: the
-    /// plaintext is written to `in_out[..len]` in the same pass (ring's `open_within`).
-    pub(crate) fn open_chunk_within(&mut self, in_out: &mut [u8], shift: usize) -> Result<()> {
-        let Some(len) = in_out.len().checked_sub(shift + TAG_LEN) else {
-            return Err(Error::Truncated {
-                field: "chunk",
-                needed: TAG_LEN,
-            });
-        };
-        let index = self.pos.next;
-        if self.pos.finished {
-            return Err(Error::ChunkMisuse("chunk after the final chunk"));
-        }
-        let nonce = self
-            .pos
-            .advance(len, false)
-            .map_err(|_| Error::ChunkAuthentication { index })?;
-        self.key
             .open_within(
                 Nonce::assume_unique_for_key(nonce.0),
                 Aad::empty(),
                 in_out,
                 shift..,
             )
-            .map(|_| ())
+            .map(|pt| &mut *pt)
             .map_err(|_| Error::ChunkAuthentication { index })
     }
 

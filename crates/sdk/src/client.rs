@@ -405,29 +405,10 @@ impl Client {
             recipients: &recipients,
             metadata,
         };
-        let (header, mut sealer) = Sealer::begin(&opts, &mut SystemRandomness::new())?;
+        let (header, sealer) = Sealer::begin(&opts, &mut SystemRandomness::new())?;
         writer.write_all(&header).await?;
-        let mut written = header.len() as u64;
-        let chunk = self.profile.chunk_size();
-        let mut buf = vec![0u8; chunk];
-        let mut out = Vec::with_capacity(chunk + 2 * custodia_envelope::TAG_LEN);
-        loop {
-            let n = reader.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            sealer.update(&buf[..n], &mut out)?;
-            if !out.is_empty() {
-                writer.write_all(&out).await?;
-                written += out.len() as u64;
-                out.clear();
-            }
-        }
-        sealer.finish(&mut out)?;
-        writer.write_all(&out).await?;
-        written += out.len() as u64;
-        writer.flush().await?;
-        Ok(written)
+        let body = pump(sealer, &mut reader, &mut writer, self.profile.chunk_size()).await?;
+        Ok(header.len() as u64 + body)
     }
 
     /// Opens a stored object read from `reader` (read under `binding`), writing verified
@@ -455,27 +436,9 @@ impl Client {
         reader.read_exact(&mut header_bytes[PREFIX_LEN..]).await?;
         let header = Header::parse(&header_bytes)?;
         let unlocked = self.unlock(&header, binding, None).await?;
-        let mut opener = unlocked.opener()?;
-        let mut buf = vec![0u8; profile.chunk_size() + custodia_envelope::TAG_LEN];
-        let mut out = Vec::with_capacity(profile.chunk_size());
-        let mut written = 0u64;
-        loop {
-            let n = reader.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            opener.update(&buf[..n], &mut out)?;
-            if !out.is_empty() {
-                writer.write_all(&out).await?;
-                written += out.len() as u64;
-                out.clear();
-            }
-        }
-        opener.finish(&mut out)?;
-        writer.write_all(&out).await?;
-        written += out.len() as u64;
-        writer.flush().await?;
-        Ok(written)
+        let opener = unlocked.opener()?;
+        let chunk = profile.chunk_size() + custodia_envelope::TAG_LEN;
+        pump(opener, &mut reader, &mut writer, chunk).await
     }
 
     /// Rewraps an object's stanzas to their custodians' current key versions through
@@ -539,4 +502,58 @@ impl Client {
         }
         Ok(header.to_bytes())
     }
+}
+
+/// A streaming stage of the envelope: the sealer or the opener.
+trait Stage {
+    fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> custodia_envelope::Result<()>;
+    fn finish(self, out: &mut Vec<u8>) -> custodia_envelope::Result<()>;
+}
+
+impl Stage for Sealer {
+    fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> custodia_envelope::Result<()> {
+        Sealer::update(self, input, out)
+    }
+    fn finish(self, out: &mut Vec<u8>) -> custodia_envelope::Result<()> {
+        Sealer::finish(self, out)
+    }
+}
+
+impl Stage for custodia_envelope::Opener {
+    fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> custodia_envelope::Result<()> {
+        custodia_envelope::Opener::update(self, input, out)
+    }
+    fn finish(self, out: &mut Vec<u8>) -> custodia_envelope::Result<()> {
+        custodia_envelope::Opener::finish(self, out)
+    }
+}
+
+/// Runs `reader` through `stage` into `writer`, `buf_len` bytes at a time (memory: about two
+/// buffers). Returns the bytes written.
+async fn pump<S, R, W>(mut stage: S, reader: &mut R, writer: &mut W, buf_len: usize) -> Result<u64>
+where
+    S: Stage,
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; buf_len];
+    let mut out = Vec::with_capacity(buf_len + 2 * custodia_envelope::TAG_LEN);
+    let mut written = 0u64;
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        stage.update(&buf[..n], &mut out)?;
+        if !out.is_empty() {
+            writer.write_all(&out).await?;
+            written += out.len() as u64;
+            out.clear();
+        }
+    }
+    stage.finish(&mut out)?;
+    writer.write_all(&out).await?;
+    written += out.len() as u64;
+    writer.flush().await?;
+    Ok(written)
 }
