@@ -8,8 +8,6 @@
     reason = "tests"
 )]
 
-use std::time::Duration;
-
 use custodia_custodian::Error;
 use custodia_custodian::api::Denial;
 use custodia_custodian::approval::{Action, Approval, ApproverKey, SignedApproval};
@@ -20,9 +18,7 @@ use custodia_custodian::keystore::Keystore;
 use custodia_custodian::manifest::ManifestPin;
 use custodia_envelope::{Context, Region, SystemRandomness};
 use custodia_tests::TestCa;
-use custodia_tests::world::{
-    MAILBOX_A, MAILBOX_B, Object, item, opens, rt, unwrap_one, world, world_with,
-};
+use custodia_tests::world::{MAILBOX_A, MAILBOX_B, item, opens, rt, unwrap_one, world, world_with};
 
 #[test]
 fn in_region_caller_unwraps_and_out_of_region_caller_is_denied() {
