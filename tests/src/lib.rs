@@ -376,6 +376,17 @@ impl CustodianProc {
         .with_timeout(Duration::from_secs(20))
     }
 
+    /// How the SDK reaches and trusts this custodian, connecting as `leaf`.
+    #[must_use]
+    pub fn sdk_endpoint(&self, server_ca: &TestCa, leaf: &Leaf) -> custodia::CustodianEndpoint {
+        custodia::CustodianEndpoint {
+            addr: self.addr.to_string(),
+            server_name: "localhost".into(),
+            tls: tls_client(server_ca, leaf),
+            manifest_key: self.manifest_key,
+        }
+    }
+
     /// The audit log directory.
     #[must_use]
     pub fn audit_dir(&self) -> PathBuf {
@@ -436,4 +447,22 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     false
+}
+
+/// Memory figures of this process from `/proc/self/status`, in KiB: `VmHWM` (peak resident
+/// set size so far) and `VmRSS` (current). `None` where `/proc` is not available.
+#[must_use]
+pub fn memory_kib() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((field("VmHWM:")?, field("VmRSS:")?))
 }

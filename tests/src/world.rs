@@ -119,6 +119,21 @@ impl World {
         self.custodian.client(&self.server_ca, leaf)
     }
 
+    /// An SDK directory listing this world's custodian (`ie/dublin`), connecting as `leaf`
+    /// (no manifest fetched yet).
+    pub fn sdk_directory(&self, leaf: &Leaf) -> std::sync::Arc<custodia::Directory> {
+        std::sync::Arc::new(
+            custodia::Directory::builder()
+                .custodian(
+                    &Region::new("ie").unwrap(),
+                    &custodia_envelope::CustodianName::new("dublin").unwrap(),
+                    self.custodian.sdk_endpoint(&self.server_ca, leaf),
+                )
+                .unwrap()
+                .build(),
+        )
+    }
+
     /// The custodian's sealable key, from its manifest verified against the pinned key.
     pub fn recipient(&self) -> RecipientPublicKey {
         let manifest = rt().block_on(self.client(&self.gw_ie).manifest()).unwrap();

@@ -133,6 +133,26 @@ impl Client {
         Ok((Context::new(mailbox, &region)?, recipients))
     }
 
+    /// Runs `f` with the [`SealOptions`] for a new object of `mailbox` under `binding`: the
+    /// mailbox's region and context from the policy, all of that region's custodians from
+    /// the directory's cache, this client's profile.
+    fn with_seal_options<T>(
+        &self,
+        mailbox: &str,
+        binding: &Binding,
+        metadata: &Metadata,
+        f: impl FnOnce(&SealOptions<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let (context, recipients) = self.context_and_recipients(mailbox)?;
+        f(&SealOptions {
+            profile: self.profile,
+            context: &context,
+            binding,
+            recipients: &recipients,
+            metadata,
+        })
+    }
+
     /// Seals `plaintext` for `mailbox`, to be stored under `binding` (its final name).
     /// Returns the whole stored object. No network.
     ///
@@ -146,15 +166,9 @@ impl Client {
         plaintext: &[u8],
         metadata: &Metadata,
     ) -> Result<Vec<u8>> {
-        let (context, recipients) = self.context_and_recipients(mailbox)?;
-        let opts = SealOptions {
-            profile: self.profile,
-            context: &context,
-            binding,
-            recipients: &recipients,
-            metadata,
-        };
-        Ok(seal(&opts, plaintext, &mut SystemRandomness::new())?)
+        self.with_seal_options(mailbox, binding, metadata, |opts| {
+            Ok(seal(opts, plaintext, &mut SystemRandomness::new())?)
+        })
     }
 
     /// Opens a whole stored object read from `binding`.
@@ -397,15 +411,9 @@ impl Client {
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
     {
-        let (context, recipients) = self.context_and_recipients(mailbox)?;
-        let opts = SealOptions {
-            profile: self.profile,
-            context: &context,
-            binding,
-            recipients: &recipients,
-            metadata,
-        };
-        let (header, sealer) = Sealer::begin(&opts, &mut SystemRandomness::new())?;
+        let (header, sealer) = self.with_seal_options(mailbox, binding, metadata, |opts| {
+            Ok(Sealer::begin(opts, &mut SystemRandomness::new())?)
+        })?;
         writer.write_all(&header).await?;
         let body = pump(sealer, &mut reader, &mut writer, self.profile.chunk_size()).await?;
         Ok(header.len() as u64 + body)
