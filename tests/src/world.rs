@@ -46,12 +46,19 @@ pub fn caller(region: &str, identity: &str, roles: &[&str]) -> CallerEntry {
     }
 }
 
-pub fn world_with(limits: &[&str], revoked_ie: &[u64]) -> World {
-    let tmp = tempfile::tempdir().unwrap();
+/// A custodian server CA and one client CA per region (`ie`: the Irish key holder's, `us`: the
+/// provider's), as every multi-region test world uses.
+pub fn two_region_pki() -> (TestCa, BTreeMap<String, TestCa>) {
     let server_ca = TestCa::new("custodian server CA");
     let mut cas = BTreeMap::new();
     cas.insert("ie".to_owned(), TestCa::new("ie operator CA"));
     cas.insert("us".to_owned(), TestCa::new("us provider CA"));
+    (server_ca, cas)
+}
+
+pub fn world_with(limits: &[&str], revoked_ie: &[u64]) -> World {
+    let tmp = tempfile::tempdir().unwrap();
+    let (server_ca, cas) = two_region_pki();
     let gw_ie = cas["ie"].leaf("gateway-ie", &["gateway-ie"]);
     let gw_us = cas["us"].leaf("gateway-us", &["gateway-us"]);
     // A US certificate that claims the Irish gateway's identity in its subject.

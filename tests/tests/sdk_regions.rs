@@ -15,7 +15,7 @@ use std::sync::Arc;
 use custodia::{CacheConfig, Client, Directory, Error, Policy};
 use custodia_custodian::manifest::ManifestPin;
 use custodia_envelope::{Binding, CustodianName, Header, Metadata, Region};
-use custodia_tests::world::{MAILBOX_A, caller, rt, world};
+use custodia_tests::world::{MAILBOX_A, caller, rt, two_region_pki, world};
 use custodia_tests::{CustodianProc, CustodianSpec, Leaf, TestCa};
 
 fn region(name: &str) -> Region {
@@ -40,10 +40,7 @@ struct Regions {
 
 fn regions() -> Regions {
     let tmp = tempfile::tempdir().unwrap();
-    let server_ca = TestCa::new("custodian server CA");
-    let mut cas = BTreeMap::new();
-    cas.insert("ie".to_owned(), TestCa::new("ie operator CA"));
-    cas.insert("us".to_owned(), TestCa::new("us provider CA"));
+    let (server_ca, cas) = two_region_pki();
     let gw_ie = cas["ie"].leaf("gateway-ie", &["gateway-ie"]);
     let gw_us = cas["us"].leaf("gateway-us", &["gateway-us"]);
     let start = |region: &str, custodian: &str, gateway: &str| {
