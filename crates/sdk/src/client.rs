@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use custodia_custodian::approval::SignedApproval;
 use custodia_custodian::client::Item;
@@ -26,6 +27,24 @@ pub struct Opened {
     pub plaintext: Vec<u8>,
     /// The sealed metadata (user metadata, client checksums).
     pub metadata: Metadata,
+}
+
+/// Counters of a client's work since it was built (for metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Objects unlocked with a cached data key (no custodian call).
+    pub cache_hits: u64,
+    /// Unwrap calls made to custodians (one per custodian per batch).
+    pub custodian_calls: u64,
+    /// Unwrap calls that failed or were denied.
+    pub custodian_failures: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    cache_hits: AtomicU64,
+    custodian_calls: AtomicU64,
+    custodian_failures: AtomicU64,
 }
 
 /// Where [`Client::open_range`] fetches stored bytes from (an object store, a file...).
@@ -68,6 +87,7 @@ impl ClientBuilder {
             policy: self.policy,
             profile: self.profile,
             cache: DekCache::new(self.cache),
+            counters: Counters::default(),
         }
     }
 }
@@ -78,7 +98,7 @@ impl ClientBuilder {
 ///   [`Policy`], the recipients (all custodians of that region, n-of-n) from the
 ///   [`Directory`]. No custodian round trip.
 /// * Opening asks each custodian named in the header for its share (one call per custodian,
-///   also for batches), rebuilds the data key, verifies commitment and MAC, then opens.
+///   also for batches, all custodians at once), rebuilds the data key, verifies commitment and MAC, then opens.
 ///   Data keys are cached for re-reads, except when obtained with an approval.
 #[derive(Debug)]
 pub struct Client {
@@ -86,6 +106,7 @@ pub struct Client {
     policy: Policy,
     profile: Profile,
     cache: DekCache,
+    counters: Counters,
 }
 
 /// Where each share of a batch goes and what came back.
@@ -117,6 +138,16 @@ impl Client {
     #[must_use]
     pub fn cached_keys(&self) -> usize {
         self.cache.len()
+    }
+
+    /// What this client has done so far: cache hits and custodian calls.
+    #[must_use]
+    pub fn stats(&self) -> ClientStats {
+        ClientStats {
+            cache_hits: self.counters.cache_hits.load(Ordering::Relaxed),
+            custodian_calls: self.counters.custodian_calls.load(Ordering::Relaxed),
+            custodian_failures: self.counters.custodian_failures.load(Ordering::Relaxed),
+        }
     }
 
     /// Drops (and zeroizes) every cached data key.
@@ -252,6 +283,9 @@ impl Client {
                 .is_none()
                 .then(|| self.cache.get(header.object_id(), header.commitment()))
                 .flatten();
+            if cached.is_some() {
+                self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+            }
             out.push(cached.map(|dek| Ok(header.unlock_with_key(dek, binding)?)));
         }
         let pending: Vec<usize> = (0..items.len()).filter(|&i| out[i].is_none()).collect();
@@ -306,41 +340,54 @@ impl Client {
                 .collect(),
             errors: headers.iter().map(|_| None).collect(),
         };
+        // One call per custodian, all in flight at once: a region with several custodians
+        // (n-of-n) costs one round trip, not n.
+        let mut calls = Vec::new();
         for ((region, name), positions) in groups {
-            let live: Vec<(usize, usize)> = positions
-                .into_iter()
-                .filter(|&(hi, _)| batch.errors[hi].is_none())
-                .collect();
-            let Some(&(h0, s0)) = live.first() else {
+            let Some(&(h0, s0)) = positions.first() else {
                 continue;
             };
-            let entry = match self.directory.entry(&headers[h0].stanzas()[s0].recipient) {
-                Ok(e) => e,
-                Err(_) => {
-                    for &(hi, _) in &live {
-                        batch.errors[hi].get_or_insert(Error::UnknownCustodian {
-                            region: region.clone(),
-                            custodian: name.clone(),
-                        });
-                    }
-                    continue;
+            let Ok(entry) = self.directory.entry(&headers[h0].stanzas()[s0].recipient) else {
+                for &(hi, _) in &positions {
+                    batch.errors[hi].get_or_insert(Error::UnknownCustodian {
+                        region: region.clone(),
+                        custodian: name.clone(),
+                    });
                 }
+                continue;
             };
-            let items: Vec<Item<'_>> = live
-                .iter()
-                .map(|&(hi, si)| Item {
-                    object_id: headers[hi].object_id(),
-                    context: headers[hi].context(),
-                    stanza: &headers[hi].stanzas()[si],
-                })
-                .collect();
             // An approval goes only to the custodian it was issued for.
             let approval = approval.filter(|a| {
                 a.approval.region == region.as_str() && a.approval.custodian == name.as_str()
             });
-            match entry.client.unwrap(&items, approval).await {
+            calls.push(async move {
+                let items: Vec<Item<'_>> = positions
+                    .iter()
+                    .map(|&(hi, si)| Item {
+                        object_id: headers[hi].object_id(),
+                        context: headers[hi].context(),
+                        stanza: &headers[hi].stanzas()[si],
+                    })
+                    .collect();
+                let result = entry.client.unwrap(&items, approval).await;
+                self.counters
+                    .custodian_calls
+                    .fetch_add(1, Ordering::Relaxed);
+                let failed = result
+                    .as_ref()
+                    .map_or(true, |u| u.results.iter().any(Result::is_err));
+                if failed {
+                    self.counters
+                        .custodian_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                (region, name, positions, result)
+            });
+        }
+        for (region, name, positions, result) in futures_util::future::join_all(calls).await {
+            match result {
                 Ok(unwrapped) => {
-                    for (&(hi, si), r) in live.iter().zip(unwrapped.results) {
+                    for (&(hi, si), r) in positions.iter().zip(unwrapped.results) {
                         match r {
                             Ok(share) => batch.shares[hi][si] = Some(share),
                             Err(denial) => {
@@ -354,7 +401,7 @@ impl Client {
                     }
                 }
                 Err(e) => {
-                    for &(hi, _) in &live {
+                    for &(hi, _) in &positions {
                         batch.errors[hi].get_or_insert(Error::from_custodian(
                             &region,
                             &name,
@@ -393,6 +440,30 @@ impl Client {
         Ok(unlocked.open_range(&chunks, &stored)?)
     }
 
+    /// The profile (header and chunk size) new objects are sealed with.
+    #[must_use]
+    pub fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    /// Starts sealing a body for `mailbox` under `binding` when the caller drives the I/O
+    /// itself (the gateway feeds HTTP body frames): returns the header, to be stored first,
+    /// and the incremental [`Sealer`] for the body. The stored length of a body of `n` bytes
+    /// is [`Profile::sealed_len`]`(n)` of [`Self::profile`]. No network.
+    ///
+    /// # Errors
+    /// As [`Self::seal`].
+    pub fn begin_seal(
+        &self,
+        mailbox: &str,
+        binding: &Binding,
+        metadata: &Metadata,
+    ) -> Result<(Vec<u8>, Sealer)> {
+        self.with_seal_options(mailbox, binding, metadata, |opts| {
+            Ok(Sealer::begin(opts, &mut SystemRandomness::new())?)
+        })
+    }
+
     /// Seals what `reader` yields for `mailbox` under `binding`, writing the stored object
     /// (header first) to `writer`. Memory: one chunk. Returns the stored bytes written.
     /// No network. On error the written output is incomplete and must be discarded.
@@ -411,9 +482,7 @@ impl Client {
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
     {
-        let (header, sealer) = self.with_seal_options(mailbox, binding, metadata, |opts| {
-            Ok(Sealer::begin(opts, &mut SystemRandomness::new())?)
-        })?;
+        let (header, sealer) = self.begin_seal(mailbox, binding, metadata)?;
         writer.write_all(&header).await?;
         let body = pump(sealer, &mut reader, &mut writer, self.profile.chunk_size()).await?;
         Ok(header.len() as u64 + body)

@@ -50,7 +50,7 @@ mod error;
 mod policy;
 
 pub use cache::CacheConfig;
-pub use client::{Client, ClientBuilder, Opened, RangeSource};
+pub use client::{Client, ClientBuilder, ClientStats, Opened, RangeSource};
 pub use directory::{CustodianEndpoint, Directory, DirectoryBuilder};
 pub use error::{Error, Result};
 pub use policy::{Policy, PolicyBuilder};
