@@ -8,6 +8,7 @@
     reason = "test harness: failing loudly is the point"
 )]
 
+pub mod gateway;
 pub mod world;
 
 use std::collections::BTreeMap;
