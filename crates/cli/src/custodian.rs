@@ -13,8 +13,37 @@ use custodia_custodian::tls::{
 use custodia_custodian::{Error, Result, server};
 use custodia_envelope::SystemRandomness;
 
+/// What [`create_keystore`] made.
+pub(crate) struct Created {
+    /// The keystore file.
+    pub(crate) keystore: std::path::PathBuf,
+    /// `region/custodian`.
+    pub(crate) name: String,
+    /// The KEK's id.
+    pub(crate) kek_id: String,
+    /// The active key version (1).
+    pub(crate) version: u32,
+    /// The manifest signing key clients pin.
+    pub(crate) manifest_key: [u8; 32],
+}
+
 /// Creates the keystore (and a KEK file if the config names one that does not exist yet).
 pub(crate) fn init(config_path: &Path, dev: bool) -> Result<()> {
+    let c = create_keystore(config_path, dev)?;
+    println!(
+        "created keystore {} for {} (KEK {}), active key version {}, manifest signing key {}",
+        c.keystore.display(),
+        c.name,
+        c.kek_id,
+        c.version,
+        hex_string(&c.manifest_key),
+    );
+    Ok(())
+}
+
+/// `custodian init` without the report: creates `data_dir`, the KEK file if the config names
+/// one that does not exist yet (said on stderr), and the keystore (`dev`: marked insecure).
+pub(crate) fn create_keystore(config_path: &Path, dev: bool) -> Result<Created> {
     let config = Config::load(config_path)?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
     let mut rng = SystemRandomness::new();
@@ -38,17 +67,13 @@ pub(crate) fn init(config_path: &Path, dev: bool) -> Result<()> {
         &mut rng,
         unix_now(),
     )?;
-    let active = ks.active();
-    println!(
-        "created keystore {} for {}/{} (KEK {}), active key version {}, manifest signing key {}",
-        paths.keystore.display(),
-        config.region,
-        config.custodian,
-        kek.id(),
-        active.version.0,
-        hex_string(&ks.manifest_public_key()),
-    );
-    Ok(())
+    Ok(Created {
+        keystore: paths.keystore.clone(),
+        name: format!("{}/{}", config.region, config.custodian),
+        kek_id: kek.id(),
+        version: ks.active().version.0,
+        manifest_key: ks.manifest_public_key(),
+    })
 }
 
 fn hex_string(b: &[u8]) -> String {

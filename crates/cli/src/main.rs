@@ -6,7 +6,19 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod approve;
+mod audit;
 mod custodian;
+mod failure;
+mod files;
+mod gateway;
+mod keys;
+mod report;
+mod seal;
+mod svg;
+mod table;
+mod target;
+mod timefmt;
 
 /// Custodia: client-side encryption with per-region key custody.
 #[derive(Debug, Parser)]
@@ -21,6 +33,72 @@ enum Command {
     /// Run or set up a custodian (a region's key-custody service).
     #[command(subcommand)]
     Custodian(CustodianCommand),
+    /// Run the encrypting gateway (S3 and HTTP/WebDAV fronts) in front of a blob store.
+    #[command(subcommand)]
+    Gateway(GatewayCommand),
+    /// Make development keys: PKI, approver keys, custodian configs and keystores.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Lawful-access approvals: write a request, sign it offline, check M of N.
+    #[command(subcommand)]
+    Approve(approve::ApproveCommand),
+    /// Verify or show a custodian's audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Print a custodian's transparency report (recomputed from its verified log).
+    #[command(after_help = REPORT_HELP)]
+    Report(report::ReportArgs),
+    /// Seal a file or stdin for a mailbox, to its region's custodians (no custodian round trip
+    /// beyond fetching their signed manifests).
+    #[command(after_help = SEAL_HELP)]
+    Seal(seal::SealArgs),
+    /// Open a sealed object from a file or stdin (the object's custodians release the key).
+    #[command(after_help = OPEN_HELP)]
+    Open(seal::OpenArgs),
+}
+
+const REPORT_HELP: &str = "\
+Examples:
+  custodia report --keys keys --region ie --period 2026-Q4
+  custodia report --keys keys --region ie --period 2026-11 --json ie-2026-11.json --svg ie.svg
+  custodia report --keys keys --region ie --log-dir /srv/ie/data --checkpoint ie-cp.txt
+
+The custodian's report is checked: its checkpoint must be signed by the pinned manifest key, and
+the report must equal the one recomputed from the log entries it covers (exit status 3 if not).
+Counts from 1 to 9 are published as the band 1-9.";
+
+const SEAL_HELP: &str = "\
+Examples:
+  custodia seal --keys keys --mailbox aoife@example.ie --region ie --object aoife/1.eml \\
+      --in 1.eml --out 1.eml.sealed
+  cat 1.eml | custodia seal --keys keys --mailbox aoife@example.ie --domain example.ie=ie \\
+      --bucket mail-ie --object aoife/1.eml > 1.eml.sealed
+
+The object is bound to --bucket/--object (its final name): open it with the same names.
+Connects as the mailbox region's gateway unless --caller or --cert/--cert-key say otherwise.";
+
+const OPEN_HELP: &str = "\
+Examples:
+  custodia open --keys keys --object aoife/1.eml --in 1.eml.sealed --out 1.eml
+  # From another region, with an M-of-N approval signed by the object's region's approvers:
+  custodia open --keys keys --caller us --approval mlat-0042.json --object aoife/1.eml \\
+      < 1.eml.sealed > 1.eml
+
+Connects as the gateway of the object's region unless --caller or --cert/--cert-key say
+otherwise. Every chunk is verified before it is written; on any error the exit status is
+non-zero and --out is not created (on stdout, discard what was written).";
+
+#[derive(Debug, Subcommand)]
+enum GatewayCommand {
+    /// Serve the gateway's fronts until SIGINT or SIGTERM (then drain in-flight requests).
+    #[command(
+        after_help = "Example:\n  custodia gateway serve --config keys-example/ie/gateway.toml\n\nThe config (every field in docs/GATEWAY.md) names the fronts, the upstream store,\nthe custodians, the residency rules and the routes."
+    )]
+    Serve {
+        /// The gateway's TOML config (see docs/GATEWAY.md).
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,17 +132,26 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Custodian(CustodianCommand::Init { config, dev }) => custodian::init(&config, dev),
-        Command::Custodian(CustodianCommand::Serve { config, dev }) => {
-            custodian::serve(&config, dev)
+    let result: failure::CliResult = match cli.command {
+        Command::Custodian(CustodianCommand::Init { config, dev }) => {
+            custodian::init(&config, dev).map_err(Into::into)
         }
+        Command::Custodian(CustodianCommand::Serve { config, dev }) => {
+            custodian::serve(&config, dev).map_err(Into::into)
+        }
+        Command::Gateway(GatewayCommand::Serve { config }) => gateway::serve(&config),
+        Command::Keys(command) => keys::run(command),
+        Command::Approve(command) => approve::run(command),
+        Command::Audit(command) => audit::run(command),
+        Command::Report(args) => report::report(&args),
+        Command::Seal(args) => seal::seal(&args),
+        Command::Open(args) => seal::open(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("custodia: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.code())
         }
     }
 }

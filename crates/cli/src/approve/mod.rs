@@ -1,0 +1,239 @@
+//! `custodia approve new|sign|show`: lawful-access (and key-destruction) approval documents,
+//! written, signed offline by approvers one at a time, and inspected against a region's
+//! approver set. The format, signed bytes and verification are `custodia_custodian::approval`'s.
+
+mod show;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use custodia_custodian::approval::{Action, Approval, ApproverKey, SignedApproval};
+use custodia_custodian::tls::{key_hash_of, load_certs};
+use zeroize::Zeroizing;
+
+use crate::failure::{CliResult, Context, Failure};
+use crate::files::{hex_string, read_json, replace, write_public};
+use crate::keys::index::Index;
+use crate::timefmt::{parse_duration, parse_instant};
+
+/// `custodia approve …`
+#[derive(Debug, Subcommand)]
+pub(crate) enum ApproveCommand {
+    /// Write an unsigned approval request document (JSON) to a file.
+    #[command(after_help = "\
+Examples:
+  # A US gateway asks for two Irish mailboxes, valid 24 hours, 3 uses per mailbox:
+  custodia approve new --keys keys --region ie \\
+      --caller-cert keys/us/clients/gateway-us.pem \\
+      --request-id MLAT-2026-0042 --purpose 'Court order 17/2026, treaty channel' \\
+      --mailbox aoife@example.ie --mailbox brian@example.ie \\
+      --valid-for 24h --max-uses 3 --out mlat-0042.json
+  # Destroying key version 1 of ie-custodian, asked by its admin:
+  custodia approve new --region ie --custodian ie-custodian \\
+      --caller-cert keys/ie/clients/admin-ie.pem --request-id KD-7 \\
+      --purpose 'retire 2025 key' --destroy-key 1 --out kd-7.json
+
+The caller's certificate is reduced to its key hash (SHA-256 of its SubjectPublicKeyInfo): only
+a caller presenting a certificate with that key can use the approval.")]
+    New(NewArgs),
+    /// Add one approver's Ed25519 signature to an approval document (offline).
+    #[command(after_help = "\
+Examples:
+  custodia approve sign --key keys/ie/approvers/ie-approver-1.key mlat-0042.json
+  custodia approve sign --key approver.key --name 'Judge A. Byrne' mlat-0042.json
+
+The file is replaced atomically with the signature added. Signing twice with the same key is
+refused. Signing checks the document's format first and says which field is wrong.")]
+    Sign(SignArgs),
+    /// Print an approval's fields, its signers, and whether M of N approvers signed.
+    #[command(after_help = "\
+Examples:
+  custodia approve show mlat-0042.json --keys keys
+  custodia approve show mlat-0042.json --config keys/ie/custodian.toml --check
+  custodia approve show mlat-0042.json --approver 8a88…5c --approver 8139…94 --threshold 2
+
+The approver set is taken from --approver/--threshold, else from a custodian config (--config),
+else from the keys index (--keys) entry of the approval's region. With --check, the exit status
+is 3 unless the approval would be accepted now (enough valid signatures, within its validity).")]
+    Show(show::ShowArgs),
+}
+
+/// Flags of `approve new`.
+#[derive(Debug, Args)]
+pub(crate) struct NewArgs {
+    /// The custodian's region (the mailboxes' home region).
+    #[arg(long)]
+    region: String,
+    /// The custodian's name (default: the region's custodian in the --keys index).
+    #[arg(long)]
+    custodian: Option<String>,
+    /// A keys directory (or its regions.toml), to look up the custodian's name.
+    #[arg(long, value_name = "DIR")]
+    keys: Option<PathBuf>,
+    /// The requesting caller's certificate (PEM); its key hash goes into the approval.
+    #[arg(long, value_name = "PEM")]
+    caller_cert: PathBuf,
+    /// The requester's reference, e.g. the treaty request number (1–128 bytes).
+    #[arg(long)]
+    request_id: String,
+    /// Why, for the record (1–1024 bytes).
+    #[arg(long)]
+    purpose: String,
+    /// A mailbox the approval covers (repeat for several; lawful access).
+    #[arg(long = "mailbox", value_name = "ID")]
+    mailboxes: Vec<String>,
+    /// Unwrap batches allowed per mailbox (lawful access).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    max_uses: u32,
+    /// Instead of lawful access: approve destroying this key version (asked by an admin).
+    #[arg(long, value_name = "VERSION", conflicts_with_all = ["mailboxes"])]
+    destroy_key: Option<u32>,
+    /// Valid from: `now` or Unix seconds.
+    #[arg(long, default_value = "now", value_name = "TIME")]
+    not_before: String,
+    /// Valid until (exclusive), Unix seconds.
+    #[arg(long, value_name = "TIME", conflicts_with = "valid_for")]
+    not_after: Option<String>,
+    /// Validity length from --not-before: e.g. 90m, 24h, 7d.
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    valid_for: String,
+    /// Where to write the document.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Flags of `approve sign`.
+#[derive(Debug, Args)]
+pub(crate) struct SignArgs {
+    /// The approver's private key file: a 64-hex Ed25519 seed (as `keys init` writes).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// The approver's name in the signature (informational; default: the key file's name).
+    #[arg(long)]
+    name: Option<String>,
+    /// The approval document to sign (replaced with the signature added).
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+}
+
+/// Runs `approve …`.
+pub(crate) fn run(command: ApproveCommand) -> CliResult {
+    match command {
+        ApproveCommand::New(args) => new(&args),
+        ApproveCommand::Sign(args) => sign(&args),
+        ApproveCommand::Show(args) => show::show(&args),
+    }
+}
+
+/// The SHA-256 of the SubjectPublicKeyInfo of the first certificate in `path`.
+pub(crate) fn cert_key_hash(path: &Path) -> CliResult<[u8; 32]> {
+    let certs = load_certs(path)?;
+    let first = certs
+        .first()
+        .ok_or_else(|| Failure::failed(format!("{}: no certificate", path.display())))?;
+    key_hash_of(first).context(path.display())
+}
+
+fn new(args: &NewArgs) -> CliResult {
+    let custodian = match (&args.custodian, &args.keys) {
+        (Some(c), _) => c.clone(),
+        (None, Some(keys)) => Index::load(keys)?.region(&args.region)?.custodian.clone(),
+        (None, None) => {
+            return Err(Failure::usage(
+                "--custodian: needed (or --keys DIR to look it up for --region)",
+            ));
+        }
+    };
+    let not_before = parse_instant("--not-before", &args.not_before)?;
+    let not_after = match &args.not_after {
+        Some(t) => parse_instant("--not-after", t)?,
+        None => not_before.saturating_add(parse_duration("--valid-for", &args.valid_for)?),
+    };
+    let action = match args.destroy_key {
+        Some(key_version) => Action::DestroyKey { key_version },
+        None if args.mailboxes.is_empty() => {
+            return Err(Failure::usage(
+                "--mailbox: at least one (or --destroy-key VERSION)",
+            ));
+        }
+        None => Action::LawfulAccess {
+            mailboxes: args.mailboxes.clone(),
+            max_uses_per_mailbox: args.max_uses,
+        },
+    };
+    let approval = Approval {
+        region: args.region.clone(),
+        custodian,
+        caller_key_hash: hex_string(&cert_key_hash(&args.caller_cert)?),
+        request_id: args.request_id.clone(),
+        purpose: args.purpose.clone(),
+        not_before,
+        not_after,
+        action,
+    };
+    approval
+        .validate()
+        .map_err(|e| Failure::usage(format!("approval: {e}")))?;
+    let id = approval.id()?;
+    let doc = SignedApproval::new(approval);
+    let text = to_json(&doc)?;
+    if args.force {
+        replace(&args.out, text.as_bytes())?;
+    } else {
+        write_public(&args.out, text.as_bytes())?;
+    }
+    println!(
+        "wrote approval request {id} to {} (no signatures yet: `custodia approve sign`)",
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn to_json(doc: &SignedApproval) -> CliResult<String> {
+    let mut text =
+        serde_json::to_string_pretty(doc).map_err(|e| Failure::failed(format!("approval: {e}")))?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// Loads an approval document, checking its format.
+pub(crate) fn load(path: &Path) -> CliResult<SignedApproval> {
+    let doc: SignedApproval = read_json(path, "an approval document")?;
+    doc.approval
+        .validate()
+        .map_err(|e| Failure::failed(format!("{}: approval: {e}", path.display())))?;
+    Ok(doc)
+}
+
+fn sign(args: &SignArgs) -> CliResult {
+    let mut doc = load(&args.file)?;
+    let seed = Zeroizing::new(
+        std::fs::read_to_string(&args.key).map_err(|e| crate::failure::io_error(&args.key, &e))?,
+    );
+    let key = ApproverKey::from_seed_hex(&seed).context(args.key.display())?;
+    let public = hex_string(&key.public_key());
+    if doc.signatures.iter().any(|s| s.public_key == public) {
+        return Err(Failure::failed(format!(
+            "{}: already signed by this key ({public})",
+            args.file.display()
+        )));
+    }
+    let name = args.name.clone().unwrap_or_else(|| {
+        args.key
+            .file_stem()
+            .map_or_else(|| "approver".into(), |s| s.to_string_lossy().into_owned())
+    });
+    let signature = key.sign(&name, &doc.approval).context(args.key.display())?;
+    doc.add_signature(signature);
+    replace(&args.file, to_json(&doc)?.as_bytes())?;
+    println!(
+        "{name} signed approval {} ({} signature{} now)",
+        doc.approval.id()?,
+        doc.signatures.len(),
+        if doc.signatures.len() == 1 { "" } else { "s" }
+    );
+    Ok(())
+}
