@@ -213,6 +213,13 @@ pub(crate) fn seal(args: &SealArgs) -> CliResult {
         .filter(|e| e.name == home.as_str())
         .map(|e| (e.name.clone(), e.custodian.clone()))
         .collect();
+    if wanted.is_empty() {
+        return Err(Failure::failed(format!(
+            "region {home} (of mailbox {}) has no custodian in {}",
+            args.mailbox,
+            index.dir.join(crate::keys::index::INDEX_FILE).display()
+        )));
+    }
     let directory = Arc::new(directory(&index, &args.common, home.as_str(), &wanted)?);
     let binding = binding(&args.common)?;
     runtime()?.block_on(async {
