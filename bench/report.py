@@ -7,6 +7,11 @@ as saved by bench/run; default: new), takes the MEDIAN point estimate of the pas
 lower median, and compares each Custodia path with raw ring AES-256-GCM measured in the same
 run. Targets from the design are checked and marked met / NOT met.
 
+The "SDK" section compares the `custodia` SDK's seal/open paths (streams, whole objects,
+messages, warm and cold DEK cache) and the `age` crate with raw ring AES-256-GCM measured by
+the same benchmark process (`benches/sdk.rs`, groups `sdk_*` and `age`); the facts that are
+not timings (pinning, the warm-cache check) come from `target/sdk-bench/run-<pass>.json`.
+
 The "Custodian" section comes from the JSON the custodian benchmark writes
 (`benches/custodian.rs`, default `target/custodian-bench/results.json`): unwraps per second
 through a real custodian process over one mTLS connection, compared with the raw x25519-dalek
@@ -14,7 +19,7 @@ Diffie-Hellman rate measured on the same core in the same run.
 
 usage: bench/report.py [--criterion-dir DIR] [--out FILE] [--since EPOCH]
                        [--mode full|quick] [--pinned CPU] [--baselines NAME ...]
-                       [--custodian-json FILE]
+                       [--custodian-json FILE] [--sdk-json-dir DIR]
 """
 
 from __future__ import annotations
@@ -168,17 +173,25 @@ def code_version() -> str:
     dirty = sh("git", "-C", str(ROOT), "status", "--porcelain", "--", "crates/envelope")
     cdirty = sh("git", "-C", str(ROOT), "status", "--porcelain", "--", "crates/custodian",
                 "crates/cli")
-    ring = "?"
-    lock = ROOT / "Cargo.lock"
-    if lock.exists():
-        text = lock.read_text()
-        i = text.find('name = "ring"')
-        if i >= 0:
-            ring = text[i:].split("\n")[1].split('"')[1]
+    sdirty = sh("git", "-C", str(ROOT), "status", "--porcelain", "--", "crates/sdk")
     return (f"workspace HEAD {head}, crates/envelope "
             f"{'with uncommitted changes' if dirty else 'as committed'}, crates/custodian + cli "
-            f"{'with uncommitted changes' if cdirty else 'as committed'}; ring {ring}; "
+            f"{'with uncommitted changes' if cdirty else 'as committed'}, crates/sdk "
+            f"{'with uncommitted changes' if sdirty else 'as committed'}; ring "
+            f"{locked_version('ring')}, age {locked_version('age')}; "
             "bench profile (= release: opt-level 3, codegen-units 4, debug 1)")
+
+
+def locked_version(name: str) -> str:
+    """The version of package `name` in Cargo.lock (the first one listed), or "?"."""
+    lock = ROOT / "Cargo.lock"
+    if not lock.exists():
+        return "?"
+    text = lock.read_text()
+    i = text.find(f'name = "{name}"\n')
+    if i < 0:
+        return "?"
+    return text[i:].split("\n")[1].split('"')[1]
 
 
 def status(ratio: float | None, threshold: float) -> str:
@@ -344,6 +357,192 @@ def custodian_section(d, w, summary) -> None:
         w("")
 
 
+# SDK benchmark (benches/sdk.rs): sizes, rows and targets.
+SDK_LARGE = ["1MiB", "16MiB", "100MiB"]
+SDK_MESSAGES = ["4KiB", "75KiB"]
+SDK_RAW_SEAL = ("sdk_raw_ring", "seal")
+SDK_RAW_OPEN = ("sdk_raw_ring", "open")
+AGE_ENC = ("age", "encrypt")
+AGE_DEC = ("age", "decrypt")
+
+
+SDK_SUMMARY_NAMES = {
+    "stream_seal": "SDK `seal_stream` (incl. its HPKE wrap)",
+    "stream_open": "SDK `open_stream` (warm DEK cache)",
+    "object_seal": "SDK whole-object `seal` (incl. its HPKE wrap)",
+}
+
+
+def sdk_target(path: str, size: str):
+    """(description, threshold ratio) of the design target for an SDK path at a size, or None."""
+    if path in ("stream_seal", "stream_open") and size in ("1MiB", "100MiB"):
+        return ("≥ 90 % of raw ring (streaming, 1 MiB+)", 0.90)
+    if path == "object_seal" and size == "1MiB":
+        return ("≥ 60 % of raw ring", 0.60)
+    if path == "object_seal" and size == "16MiB":
+        return ("≥ 90 % of raw ring", 0.90)
+    return None
+
+
+def load_sdk_runs(directory: Path, since: float | None, baselines: list[str]):
+    """The SDK benchmark's side JSON of each pass of this run (pinning, warm-cache check)."""
+    runs = []
+    for name in baselines:
+        f = directory / f"run-{name}.json"
+        if not f.exists():
+            continue
+        try:
+            d = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        if since is not None and d.get("started_unix", 0) < since - 1:
+            continue
+        runs.append(d)
+    return runs
+
+
+def sdk_section(data, runs, w, summary) -> None:
+    """Writes the "SDK" section: SDK and age against raw ring from the same process."""
+    w("## SDK (`custodia` crate) vs raw ring and age")
+    w("")
+    pin = ""
+    if runs:
+        p = runs[0].get("pinning") or {}
+        pin = (f"The client (the benchmark process) ran on CPU(s) {p.get('client_cpus', '?')}; the "
+               f"custodian process on CPU(s) {p.get('custodian_cpus', '?')}. ")
+        warm = [r.get("warm_unwraps") for r in runs]
+        warm_txt = ", ".join(f"{x:g}" if isinstance(x, (int, float)) else "?" for x in warm)
+        pin += (f"Custodian unwrap decisions counted (its `/metrics`) across all warm-cache "
+                f"benchmarks, per pass: **{warm_txt}** (the benchmark fails unless 0), so every "
+                "*warm* figure is a pure in-process open. ")
+        binary = runs[0].get("binary")
+        if binary:
+            pin += (f"Custodian: `{Path(binary).name}` from `{Path(binary).parent.name}` "
+                    "(`custodia custodian serve --dev` through the test harness: rcgen PKI, "
+                    "mTLS 1.3 on 127.0.0.1, audit log with an fsync per unwrap batch). ")
+    else:
+        pin = "(No `target/sdk-bench/run-*.json` from this run: pinning and warm check unknown.) "
+    w("`benches/sdk.rs`, one process per pass: raw ring AES-256-GCM over the same bytes "
+      "(`sdk_raw_ring`, the same in-place 64 KiB-piece loop as the envelope tables, measured "
+      "again here so every ratio in this section comes from one process), the SDK, and the "
+      f"`age` crate {locked_version('age')} as a peer (`age::encrypt` / `age::decrypt` in memory "
+      "to one X25519 recipient: ChaCha20-Poly1305 STREAM in 64 KiB chunks). SDK streams run "
+      "`Client::seal_stream` / `open_stream` from a `&[u8]` reader into a `Vec` writer reused "
+      "across iterations; *seal* includes the header (one HPKE wrap per object, as every "
+      "object needs); *open* uses a **warm DEK cache** (no custodian call). Whole objects are "
+      "`Client::seal` / `Client::open` (allocating: each returns a new `Vec`). Sampling: 10 "
+      "flat samples at 100 MiB, 20 at 1 and 16 MiB, 50 below. *Speed vs age* divides the "
+      "SDK's throughput by age's in the same direction (seal ÷ encrypt, open ÷ decrypt) at the "
+      "same size. " + pin)
+    w("")
+    for size in SDK_LARGE:
+        rows = [
+            ("raw ring AES-256-GCM seal (baseline)", SDK_RAW_SEAL, None, None, None),
+            ("raw ring AES-256-GCM open (baseline)", SDK_RAW_OPEN, None, None, None),
+            ("SDK `seal_stream` (header + 1 HPKE wrap + streamed body)", ("sdk_stream", "seal"),
+             SDK_RAW_SEAL, AGE_ENC, "stream_seal"),
+            ("SDK `open_stream`, warm DEK cache", ("sdk_stream", "open_warm"), SDK_RAW_OPEN,
+             AGE_DEC, "stream_open"),
+            ("SDK `seal`, whole object (+ 1 HPKE wrap)", ("sdk_object", "seal"), SDK_RAW_SEAL,
+             AGE_ENC, "object_seal"),
+            ("SDK `open`, whole object, warm DEK cache", ("sdk_object", "open_warm"),
+             SDK_RAW_OPEN, AGE_DEC, "object_open"),
+            ("age `encrypt` (X25519 recipient)", AGE_ENC, SDK_RAW_SEAL, None, None),
+            ("age `decrypt` (X25519 identity)", AGE_DEC, SDK_RAW_OPEN, None, None),
+        ]
+        present = [r for r in rows if get(data, r[1][0], r[1][1], size)]
+        if not present:
+            continue
+        w(f"### SDK {size}")
+        w("")
+        w("| path | median time [95 % CI] | GB/s | ratio to raw ring | ratio, best samples "
+          "| speed vs age (same direction) | target | status |")
+        w("| --- | --- | ---: | ---: | ---: | ---: | --- | --- |")
+        for label, (group, fn), base, peer, path in rows:
+            e = get(data, group, fn, size)
+            if e is None:
+                continue
+            g = gbps(e)
+            t = tcell(e)
+            if base is None:
+                w(f"| {label} | {t} | {g:.2f} | 100 % | 100 % | | baseline | |")
+                continue
+            b = get(data, base[0], base[1], size)
+            ratio = g / gbps(b) if (b and g) else None
+            best = (b["best_ns"] / e["best_ns"]) if (b and b["best_ns"] and e["best_ns"]) else None
+            rtxt = f"{ratio * 100:.1f} %" if ratio is not None else "n/a"
+            btxt = f"{best * 100:.1f} %" if best is not None else "n/a"
+            a = get(data, peer[0], peer[1], size) if peer else None
+            atxt = f"{g / gbps(a):.1f}×" if (a and g) else ""
+            tgt = sdk_target(path, size) if path else None
+            if tgt:
+                st = status(ratio, tgt[1])
+                if best is not None and (best >= tgt[1]) != (ratio is not None and ratio >= tgt[1]):
+                    st += " (best samples disagree: noise-limited)"
+                summary.append((f"{SDK_SUMMARY_NAMES[path]} @ {size}", tgt[0],
+                                f"{rtxt} (best {btxt})", st))
+                w(f"| {label} | {t} | {g:.2f} | {rtxt} | {btxt} | {atxt} | {tgt[0]} | {st} |")
+            else:
+                w(f"| {label} | {t} | {g:.2f} | {rtxt} | {btxt} | {atxt} | — | |")
+        w("")
+
+    w("### SDK per message (µs per message)")
+    w("")
+    w("*Cold* opens ask the custodian for the share: one `/v1/unwrap` round trip over mTLS on "
+      "loopback (the custodian on the other CPU: decision, audit append + fsync, HPKE reply), "
+      "then the client verifies the audit receipt and opens. *Cache off* keeps the client's "
+      "mTLS connection alive between opens (what a long-running client pays per cache miss); "
+      "*fresh client* builds a new `Directory` and `Client` per message and so opens a new TCP "
+      "connection with a full TLS 1.3 mutual-auth handshake (session resumption off).")
+    w("")
+    cols = " | ".join(f"{m}: median [95 % CI]" for m in SDK_MESSAGES)
+    w(f"| operation | {cols} | 75KiB: speed vs age (age time ÷ this time) | target | status |")
+    w("| --- | " + " | ".join("---" for _ in SDK_MESSAGES) + " | ---: | --- | --- |")
+    mrows = [
+        ("raw ring AES-256-GCM seal (baseline)", SDK_RAW_SEAL, None),
+        ("raw ring AES-256-GCM open (baseline)", SDK_RAW_OPEN, None),
+        ("SDK `seal` (whole message, 1 HPKE wrap)", ("sdk_message", "seal"), AGE_ENC),
+        ("SDK `open`, warm DEK cache", ("sdk_message", "open_warm"), AGE_DEC),
+        ("SDK `open`, cold: cache off, kept-alive mTLS connection", ("sdk_message", "open_cold"),
+         AGE_DEC),
+        ("SDK `open`, cold: fresh client, new mTLS connection",
+         ("sdk_message", "open_cold_new_conn"), AGE_DEC),
+        ("age `encrypt`", AGE_ENC, None),
+        ("age `decrypt`", AGE_DEC, None),
+    ]
+    for label, (group, fn), peer in mrows:
+        cells = []
+        for m in SDK_MESSAGES:
+            e = get(data, group, fn, m)
+            cells.append(tcell(e) if e else "not measured")
+        e75 = get(data, group, fn, "75KiB")
+        a75 = get(data, peer[0], peer[1], "75KiB") if peer else None
+        vs = f"{a75['median_ns'] / e75['median_ns']:.2f}×" if (e75 and a75) else ""
+        tgt, st = "—", ""
+        if (group, fn) == ("sdk_message", "seal"):
+            tgt = f"≤ {MESSAGE_TARGET_US:.0f} µs at 75 KiB"
+            if e75 is None:
+                st = "not measured"
+                summary.append(("SDK 75 KiB message seal latency", "≤ 80 µs", "not measured", st))
+            else:
+                us = e75["median_ns"] / 1e3
+                st = "**met**" if us <= MESSAGE_TARGET_US else "**NOT met**"
+                if e75["best_ns"] and ((e75["best_ns"] / 1e3 <= MESSAGE_TARGET_US)
+                                       != (us <= MESSAGE_TARGET_US)):
+                    st += " (best sample disagrees: noise-limited)"
+                summary.append(("SDK 75 KiB message seal latency (`Client::seal`)", "≤ 80 µs",
+                                f"{us:.1f} µs (best sample {e75['best_ns'] / 1e3:.1f} µs)", st))
+        w(f"| {label} | {' | '.join(cells)} | {vs} | {tgt} | {st} |")
+    for fn, label in [("seal_stream_empty", "SDK `seal_stream` of an empty body (the fixed "
+                       "per-object cost: policy, directory, header with 1 HPKE wrap, writes)"),
+                      ("open_stream_empty_warm", "SDK `open_stream` of an empty body, warm "
+                       "(header parse, cache hit, unlock: commitment + MAC)")]:
+        e = get(data, "sdk_fixed", fn, None)
+        txt = tcell(e) if e else "not measured"
+        w(f"| {label} | {txt} (size-independent) | | | — | |")
+    w("")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--criterion-dir", type=Path,
@@ -359,6 +558,9 @@ def main() -> int:
                     default=Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
                     / "custodian-bench" / "results.json",
                     help="the custodian benchmark's output (section skipped if absent or stale)")
+    ap.add_argument("--sdk-json-dir", type=Path,
+                    default=Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "sdk-bench",
+                    help="where the SDK benchmark writes run-<pass>.json")
     args = ap.parse_args()
 
     data = load(args.criterion_dir, args.since, args.baselines)
@@ -374,7 +576,7 @@ def main() -> int:
     w = lines.append
     summary: list[tuple[str, str, str, str]] = []
 
-    w("# Custodia benchmarks: envelope and custodian")
+    w("# Custodia benchmarks: envelope, SDK and custodian")
     w("")
     w(f"Machine: {machine(args.pinned, args.since)}")
     w("")
@@ -485,6 +687,15 @@ def main() -> int:
             g = gbps(e)
             w(f"| `{name}` | {tcell(e)} "
               f"| {fmt_time(e['best_ns']) if e['best_ns'] else ''} | {f'{g:.2f}' if g else ''} |")
+        w("")
+
+    if any(k[0].startswith("sdk_") or k[0] == "age" for k in data):
+        sdk_section(data, load_sdk_runs(args.sdk_json_dir, args.since, args.baselines), w,
+                    summary)
+    else:
+        w("## SDK (`custodia` crate) vs raw ring and age")
+        w("")
+        w("Not measured in this run (`bench/run --no-sdk`, or no `sdk_*` estimates).")
         w("")
 
     if cust is not None:
