@@ -37,12 +37,25 @@ impl Failure {
     }
 }
 
+/// A check over a whole body that a front adds (e.g. the S3 flexible checksums, whose
+/// values may arrive in trailers after the body).
+pub trait FinalCheck: Send {
+    /// Feeds body bytes.
+    fn update(&mut self, data: &[u8]);
+    /// Verifies once the body has ended.
+    ///
+    /// # Errors
+    /// [`Error::BadDigest`] (or another error naming the problem).
+    fn verify(self: Box<Self>) -> Result<()>;
+}
+
 /// Checksums a client sent with a body, verified before the final chunk is sealed (so a
 /// mismatching body never becomes a complete stored object).
 #[derive(Default)]
 pub struct Checks {
     md5: Option<([u8; 16], md5::Md5)>,
     sha256: Option<([u8; 32], ring::digest::Context)>,
+    extra: Option<Box<dyn FinalCheck>>,
 }
 
 impl Checks {
@@ -60,7 +73,17 @@ impl Checks {
         self
     }
 
+    /// Adds a front's own check.
+    #[must_use]
+    pub fn with(mut self, check: Box<dyn FinalCheck>) -> Self {
+        self.extra = Some(check);
+        self
+    }
+
     fn update(&mut self, data: &[u8]) {
+        if let Some(c) = &mut self.extra {
+            c.update(data);
+        }
         if let Some((_, h)) = &mut self.md5 {
             h.update(data);
         }
@@ -82,7 +105,7 @@ impl Checks {
         {
             return Err(Error::BadDigest("SHA-256"));
         }
-        Ok(())
+        self.extra.map_or(Ok(()), FinalCheck::verify)
     }
 }
 

@@ -262,7 +262,17 @@ impl Gateway {
                 stopped(rx.clone()),
             )));
         }
-        // S3_FRONT
+        if let (Some(listener), Some(s)) = (self.s3, &self.config.s3) {
+            let service =
+                crate::s3_front::service(self.objects.clone(), s.clone(), self.metrics.clone())?;
+            tasks.push(tokio::spawn(crate::server::serve(
+                listener,
+                tls.clone(),
+                self.config.limits.clone(),
+                service,
+                stopped(rx.clone()),
+            )));
+        }
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
         let _ = tx.send(true);

@@ -6,7 +6,7 @@
 //! * [`config`]: the TOML configuration; [`routes`]: bucket + key pattern → mailbox.
 //! * [`codec`]: the streaming body codec; [`meta`]: what of a request is sealed with it.
 //! * [`objects`]: the object operations with plaintext semantics, shared by the fronts.
-//! * [`http_front`]: plain HTTP/WebDAV with bearer tokens.
+//! * [`http_front`]: plain HTTP/WebDAV with bearer tokens; [`s3_front`]: the S3 API (s3s).
 //! * [`store`]: the upstream stores (WebDAV, S3 re-signed with the gateway's credentials).
 //! * [`gateway`]: building and serving from a [`Config`]; [`server`]: the accept loop;
 //!   [`metrics`]: Prometheus text.
@@ -20,6 +20,7 @@ pub mod meta;
 pub mod metrics;
 pub mod objects;
 pub mod routes;
+pub mod s3_front;
 pub mod server;
 pub mod store;
 

@@ -23,9 +23,9 @@ pub const KEPT_HEADERS: [&str; 6] = [
 pub const USER_META_PREFIX: &str = "x-amz-meta-";
 
 /// Metadata key prefix for user metadata.
-const META: &str = "meta:";
+const META: &str = "meta.";
 /// Metadata key of the client's `Content-MD5`.
-pub const CHECKSUM_MD5: &str = "checksum:md5";
+pub const CHECKSUM_MD5: &str = "checksum.md5";
 
 /// The sealed metadata and the checks for a request's headers.
 ///
@@ -35,7 +35,7 @@ pub const CHECKSUM_MD5: &str = "checksum:md5";
 pub fn from_headers(headers: &HeaderMap) -> Result<(Metadata, Checks)> {
     let mut m = Metadata::new();
     let mut checks = Checks::default();
-    let too_large = |e: custodia_envelope::Error| Error::TooLarge(format!("metadata: {e}"));
+    let too_large = metadata_error;
     for name in KEPT_HEADERS {
         if let Some(v) = headers.get(name) {
             let v = v
@@ -95,10 +95,21 @@ pub fn user_metadata(metadata: &Metadata) -> Vec<(String, String)> {
 /// Puts user metadata (names without the prefix) into `m`.
 ///
 /// # Errors
-/// [`Error::TooLarge`].
+/// [`Error::BadRequest`], [`Error::TooLarge`].
 pub fn insert_user(m: &mut Metadata, name: &str, value: &str) -> Result<()> {
     m.insert(&format!("{META}{}", name.to_ascii_lowercase()), value)
-        .map_err(|e| Error::TooLarge(format!("metadata: {e}")))
+        .map_err(metadata_error)
+}
+
+/// A metadata name or value the envelope cannot hold is the client's to fix; too much of it
+/// is too large.
+fn metadata_error(e: custodia_envelope::Error) -> Error {
+    match e {
+        custodia_envelope::Error::NonCanonical { .. } => Error::BadRequest(format!(
+            "metadata: {e} (names: lowercase letters, digits, '.', '_', '-')"
+        )),
+        other => Error::TooLarge(format!("metadata: {other}")),
+    }
 }
 
 #[cfg(test)]

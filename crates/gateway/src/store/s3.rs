@@ -184,3 +184,240 @@ impl S3Store {
         }
     }
 }
+
+/// One page of an upstream listing.
+#[derive(Debug, Default)]
+pub struct ListPage {
+    /// Objects (stored sizes and the store's ETags).
+    pub objects: Vec<s3s::dto::Object>,
+    /// Common prefixes (with a delimiter).
+    pub prefixes: Vec<String>,
+    /// Whether more results follow.
+    pub truncated: bool,
+    /// V2: the token for the next page.
+    pub next_token: Option<String>,
+    /// V1: the marker for the next page.
+    pub next_marker: Option<String>,
+}
+
+/// Parameters of a listing (V1 uses `marker`, V2 `token` and `start_after`).
+#[derive(Debug, Default, Clone)]
+pub struct ListParams {
+    /// Key prefix.
+    pub prefix: Option<String>,
+    /// Delimiter (an empty one is treated as absent, as AWS does).
+    pub delimiter: Option<String>,
+    /// Page size.
+    pub max_keys: Option<i32>,
+    /// V2 continuation token.
+    pub token: Option<String>,
+    /// V2 start-after.
+    pub start_after: Option<String>,
+    /// V1 marker.
+    pub marker: Option<String>,
+}
+
+fn query_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A canonical query string (sorted pairs, RFC 3986 encoding).
+fn query(mut pairs: Vec<(&str, String)>) -> String {
+    pairs.sort();
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", query_encode(k), query_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn xml_error(e: &dyn std::fmt::Display) -> Error {
+    Error::Upstream(format!("malformed listing: {e}"))
+}
+
+impl S3Store {
+    async fn body_of(
+        resp: http::Response<hyper::body::Incoming>,
+        limit: usize,
+    ) -> Result<bytes::Bytes> {
+        use http_body_util::BodyExt as _;
+        http_body_util::Limited::new(resp.into_body(), limit)
+            .collect()
+            .await
+            .map(http_body_util::Collected::to_bytes)
+            .map_err(|e| Error::UpstreamUnavailable(format!("reading a response: {e}")))
+    }
+
+    /// A request without a body; the response if its status is 2xx.
+    pub(crate) async fn call(
+        &self,
+        method: &Method,
+        bucket: &str,
+        key: &str,
+        query: &str,
+        headers: HeaderMap,
+    ) -> Result<http::Response<hyper::body::Incoming>> {
+        let req = self.signed(method, bucket, key, query, headers, UpBody::empty())?;
+        let resp = self.send(req).await?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        Err(match status {
+            StatusCode::NOT_FOUND if key.is_empty() => Error::Upstream("NoSuchBucket".into()),
+            StatusCode::NOT_FOUND => Error::NotFound,
+            s => super::upstream_status(s, resp).await,
+        })
+    }
+
+    /// Lists objects (V2 when `v2`, else V1).
+    ///
+    /// # Errors
+    /// Store errors; [`Error::Upstream`] for a malformed listing.
+    pub async fn list(&self, bucket: &str, p: &ListParams, v2: bool) -> Result<ListPage> {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        if v2 {
+            pairs.push(("list-type", "2".into()));
+        }
+        if let Some(v) = &p.prefix {
+            pairs.push(("prefix", v.clone()));
+        }
+        if let Some(v) = p.delimiter.as_ref().filter(|d| !d.is_empty()) {
+            pairs.push(("delimiter", v.clone()));
+        }
+        if let Some(v) = p.max_keys {
+            pairs.push(("max-keys", v.to_string()));
+        }
+        if let Some(v) = &p.token {
+            pairs.push(("continuation-token", v.clone()));
+        }
+        if let Some(v) = &p.start_after {
+            pairs.push(("start-after", v.clone()));
+        }
+        if let Some(v) = &p.marker {
+            pairs.push(("marker", v.clone()));
+        }
+        let resp = self
+            .call(&Method::GET, bucket, "", &query(pairs), HeaderMap::new())
+            .await?;
+        let body = Self::body_of(resp, 64 << 20).await?;
+        parse_list(&body)
+    }
+
+    /// The store's buckets.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn list_buckets(&self) -> Result<Vec<s3s::dto::Bucket>> {
+        let req = self.signed(&Method::GET, "", "", "", HeaderMap::new(), UpBody::empty());
+        // The service root: path "/" (signed() builds "/{bucket}" = "/" for an empty bucket).
+        let resp = self.send(req?).await?;
+        if !resp.status().is_success() {
+            let s = resp.status();
+            return Err(super::upstream_status(s, resp).await);
+        }
+        let body = Self::body_of(resp, 8 << 20).await?;
+        let mut d = s3s::xml::Deserializer::new(&body);
+        let mut out = Vec::new();
+        d.named_element("ListAllMyBucketsResult", |d| {
+            d.for_each_element(|d, x| match x {
+                b"Buckets" => d.for_each_element(|d, x| match x {
+                    b"Bucket" => {
+                        out.push(d.content::<s3s::dto::Bucket>()?);
+                        Ok(())
+                    }
+                    _ => Err(s3s::xml::DeError::UnexpectedTagName),
+                }),
+                _ => d
+                    .text(|_| Ok(()))
+                    .or_else(|_| d.for_each_element(|d, _| d.text(|_| Ok(())))),
+            })
+        })
+        .map_err(|e| xml_error(&format!("{e:?}")))?;
+        Ok(out)
+    }
+
+    /// Creates, deletes or checks a bucket (`PUT`, `DELETE`, `HEAD`).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn bucket(&self, method: &Method, bucket: &str) -> Result<()> {
+        let mut headers = HeaderMap::new();
+        if method == Method::PUT {
+            headers.insert(header::CONTENT_LENGTH, 0u64.into());
+        }
+        self.call(method, bucket, "", "", headers).await.map(|_| ())
+    }
+}
+
+/// Parses a `ListBucketResult` (V1 or V2).
+fn parse_list(body: &[u8]) -> Result<ListPage> {
+    let mut page = ListPage::default();
+    let mut d = s3s::xml::Deserializer::new(body);
+    d.named_element("ListBucketResult", |d| {
+        d.for_each_element(|d, x| match x {
+            b"Contents" => {
+                page.objects.push(d.content::<s3s::dto::Object>()?);
+                Ok(())
+            }
+            b"CommonPrefixes" => {
+                let cp: s3s::dto::CommonPrefix = d.content()?;
+                if let Some(p) = cp.prefix {
+                    page.prefixes.push(p);
+                }
+                Ok(())
+            }
+            b"IsTruncated" => {
+                page.truncated = d.content()?;
+                Ok(())
+            }
+            b"NextContinuationToken" => {
+                page.next_token = Some(d.content()?);
+                Ok(())
+            }
+            b"NextMarker" => {
+                page.next_marker = Some(d.content()?);
+                Ok(())
+            }
+            _ => d.text(|_| Ok(())),
+        })
+    })
+    .map_err(|e| xml_error(&format!("{e:?}")))?;
+    Ok(page)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn listings_parse() {
+        let xml = br#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix></Prefix><KeyCount>2</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated><Contents><Key>a b</Key><LastModified>2026-11-23T01:00:00.000Z</LastModified><ETag>"abc"</ETag><Size>1040</Size><StorageClass>STANDARD</StorageClass></Contents><CommonPrefixes><Prefix>x/</Prefix></CommonPrefixes><NextContinuationToken>tok</NextContinuationToken></ListBucketResult>"#;
+        let page = parse_list(xml).unwrap();
+        assert_eq!(page.objects.len(), 1);
+        assert_eq!(page.objects[0].key.as_deref(), Some("a b"));
+        assert_eq!(page.objects[0].size, Some(1040));
+        assert_eq!(page.prefixes, vec!["x/".to_owned()]);
+        assert!(page.truncated);
+        assert_eq!(page.next_token.as_deref(), Some("tok"));
+        assert!(parse_list(b"<nope/>").is_err());
+    }
+
+    #[test]
+    fn queries_are_canonical() {
+        assert_eq!(
+            query(vec![("prefix", "a b/".into()), ("list-type", "2".into())]),
+            "list-type=2&prefix=a%20b%2F"
+        );
+    }
+}

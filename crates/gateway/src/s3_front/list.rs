@@ -1,0 +1,213 @@
+//! Listings and bucket operations of the S3 front: upstream listings passed through with
+//! exact plaintext sizes and opaque ETags, an empty `delimiter=` treated as absent, and only
+//! the buckets routes serve.
+
+use custodia_envelope::Profile;
+use s3s::dto::{
+    Bucket, CommonPrefix, ETag, ListBucketsOutput, ListObjectsInput, ListObjectsOutput,
+    ListObjectsV2Input, ListObjectsV2Output, Object,
+};
+
+use crate::error::{Error, Result};
+use crate::objects::{Objects, opaque_etag};
+use crate::store::Store;
+use crate::store::s3::{ListPage, ListParams, S3Store};
+
+/// Keys under this prefix hold the gateway's own records; listings never show them.
+pub(crate) const RESERVED_PREFIX: &str = ".custodia/";
+
+fn s3_store(objects: &Objects) -> Result<&S3Store> {
+    match objects.store() {
+        Store::S3(s) => Ok(s),
+        Store::Webdav(_) => Err(Error::NotImplemented(
+            "listing and bucket operations need an S3 upstream".into(),
+        )),
+    }
+}
+
+fn routed(objects: &Objects, bucket: &str) -> Result<()> {
+    if objects.routes().serves_bucket(bucket) {
+        Ok(())
+    } else {
+        Err(Error::NoRoute {
+            bucket: bucket.to_owned(),
+            key: String::new(),
+        })
+    }
+}
+
+/// The plaintext size of a stored object of `stored` bytes whose store ETag is `etag`:
+/// a multipart object (ETag suffix `-N`) holds N envelopes, each with its own header.
+#[must_use]
+pub(crate) fn plaintext_size(profile: Profile, stored: i64, etag: Option<&ETag>) -> i64 {
+    let parts: u64 = etag
+        .and_then(|e| e.value().rsplit_once('-'))
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let Ok(stored_u) = u64::try_from(stored) else {
+        return stored;
+    };
+    let extra_headers = (parts - 1).saturating_mul(profile.header_size() as u64);
+    stored_u
+        .checked_sub(extra_headers)
+        .and_then(|s| profile.plaintext_len(s).ok())
+        .and_then(|p| i64::try_from(p).ok())
+        // Not a Custodia object (a legacy plaintext route): its stored size is its size.
+        .unwrap_or(stored)
+}
+
+fn convert(objects: &Objects, page: ListPage) -> (Vec<Object>, Vec<CommonPrefix>) {
+    let profile = objects.client().profile();
+    let contents = page
+        .objects
+        .into_iter()
+        .filter(|o| {
+            !o.key
+                .as_deref()
+                .is_some_and(|k| k.starts_with(RESERVED_PREFIX))
+        })
+        .map(|mut o| {
+            o.size = o.size.map(|s| plaintext_size(profile, s, o.e_tag.as_ref()));
+            o.e_tag = o
+                .e_tag
+                .map(|e| ETag::Strong(opaque_etag(e.value()).trim_matches('"').to_owned()));
+            o.owner = None;
+            o
+        })
+        .collect();
+    let prefixes = page
+        .prefixes
+        .into_iter()
+        .filter(|p| !p.starts_with(RESERVED_PREFIX))
+        .map(|p| CommonPrefix { prefix: Some(p) })
+        .collect();
+    (contents, prefixes)
+}
+
+fn no_empty(d: Option<String>) -> Option<String> {
+    d.filter(|d| !d.is_empty())
+}
+
+pub(crate) async fn list_v2(
+    objects: &Objects,
+    i: ListObjectsV2Input,
+) -> Result<ListObjectsV2Output> {
+    routed(objects, &i.bucket)?;
+    let delimiter = no_empty(i.delimiter);
+    let params = ListParams {
+        prefix: i.prefix.clone(),
+        delimiter: delimiter.clone(),
+        max_keys: i.max_keys,
+        token: i.continuation_token.clone(),
+        start_after: i.start_after.clone(),
+        marker: None,
+    };
+    let page = s3_store(objects)?.list(&i.bucket, &params, true).await?;
+    let truncated = page.truncated;
+    let next = page.next_token.clone();
+    let (contents, prefixes) = convert(objects, page);
+    let key_count = i32::try_from(contents.len() + prefixes.len()).unwrap_or(i32::MAX);
+    Ok(ListObjectsV2Output {
+        name: Some(i.bucket),
+        prefix: i.prefix,
+        delimiter,
+        max_keys: Some(i.max_keys.unwrap_or(1000)),
+        key_count: Some(key_count),
+        continuation_token: i.continuation_token,
+        start_after: i.start_after,
+        is_truncated: Some(truncated),
+        next_continuation_token: next,
+        contents: Some(contents),
+        common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
+        encoding_type: None,
+        ..Default::default()
+    })
+}
+
+pub(crate) async fn list_v1(objects: &Objects, i: ListObjectsInput) -> Result<ListObjectsOutput> {
+    routed(objects, &i.bucket)?;
+    let delimiter = no_empty(i.delimiter);
+    let params = ListParams {
+        prefix: i.prefix.clone(),
+        delimiter: delimiter.clone(),
+        max_keys: i.max_keys,
+        token: None,
+        start_after: None,
+        marker: i.marker.clone(),
+    };
+    let page = s3_store(objects)?.list(&i.bucket, &params, false).await?;
+    let truncated = page.truncated;
+    let last_key = page.objects.last().and_then(|o| o.key.clone());
+    let next_marker = page
+        .next_marker
+        .clone()
+        .or(if truncated { last_key } else { None });
+    let (contents, prefixes) = convert(objects, page);
+    Ok(ListObjectsOutput {
+        name: Some(i.bucket),
+        prefix: i.prefix,
+        delimiter,
+        marker: i.marker,
+        max_keys: Some(i.max_keys.unwrap_or(1000)),
+        is_truncated: Some(truncated),
+        next_marker: truncated.then_some(next_marker).flatten(),
+        contents: Some(contents),
+        common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
+        ..Default::default()
+    })
+}
+
+pub(crate) async fn list_buckets(objects: &Objects) -> Result<ListBucketsOutput> {
+    let all = s3_store(objects)?.list_buckets().await?;
+    let buckets: Vec<Bucket> = all
+        .into_iter()
+        .filter(|b| {
+            b.name
+                .as_deref()
+                .is_some_and(|n| objects.routes().serves_bucket(n))
+        })
+        .collect();
+    Ok(ListBucketsOutput {
+        buckets: Some(buckets),
+        ..Default::default()
+    })
+}
+
+pub(crate) async fn bucket_op(
+    objects: &Objects,
+    method: &http::Method,
+    bucket: &str,
+) -> Result<()> {
+    routed(objects, bucket)?;
+    match s3_store(objects)?.bucket(method, bucket).await {
+        Err(Error::Upstream(m)) if m == "NoSuchBucket" => Err(Error::NotFound),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn listing_sizes_are_plaintext_sizes() {
+        let p = Profile::DEFAULT;
+        for len in [0u64, 1, 65_535, 65_536, 65_537, 8 << 20] {
+            let stored = i64::try_from(p.sealed_len(len).unwrap()).unwrap();
+            let e = ETag::Strong("abc".into());
+            assert_eq!(
+                plaintext_size(p, stored, Some(&e)),
+                i64::try_from(len).unwrap()
+            );
+        }
+        // Three parts of 8 MiB, 8 MiB and 1 byte: three headers.
+        let part = p.sealed_len(8 << 20).unwrap();
+        let stored = i64::try_from(2 * part + p.sealed_len(1).unwrap()).unwrap();
+        let e = ETag::Strong("abc-3".into());
+        assert_eq!(plaintext_size(p, stored, Some(&e)), (16 << 20) + 1);
+        // Not sealed: reported as stored.
+        assert_eq!(plaintext_size(p, 3, None), 3);
+    }
+}
