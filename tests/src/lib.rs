@@ -9,6 +9,7 @@
 )]
 
 pub mod gateway;
+pub mod s3;
 pub mod world;
 
 use std::collections::BTreeMap;
