@@ -956,3 +956,59 @@ fn every_command_has_help_with_examples() {
         assert!(t.contains("Examples:"), "{cmd:?}: {t}");
     }
 }
+
+/// Relative paths of every file under `dir`, sorted.
+fn files(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                walk(base, &path, out);
+            } else {
+                out.push(path.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn keys_example_is_what_keys_init_writes() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../keys-example");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(
+        tmp.path(),
+        &[
+            "keys",
+            "init",
+            "--regions",
+            "ie,us",
+            "--out",
+            "keys-example",
+        ],
+    );
+    expect(&out, 0);
+    let fresh = tmp.path().join("keys-example");
+    // Everything keys init writes is committed (other tools may add files next to it, and a
+    // custodian served from it adds runtime files its .gitignore lists).
+    let committed = files(&example);
+    for f in files(&fresh) {
+        assert!(committed.contains(&f), "keys-example lacks {f}");
+    }
+    for f in ["README.md", ".gitignore"] {
+        assert_eq!(
+            std::fs::read_to_string(example.join(f)).unwrap(),
+            std::fs::read_to_string(fresh.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let readme = std::fs::read_to_string(example.join("README.md")).unwrap();
+    assert!(readme.contains("INSECURE"));
+    // Its configs are valid custodian configs.
+    for r in ["ie", "us"] {
+        custodia_custodian::config::Config::load(&example.join(r).join("custodian.toml")).unwrap();
+    }
+}

@@ -242,7 +242,7 @@ fn init(args: &InitArgs) -> CliResult {
     );
     write_public(
         &out.join("README.md"),
-        readme::readme(&summary, &command).as_bytes(),
+        readme::readme(&summary, &command, &out.display().to_string()).as_bytes(),
     )?;
     write_public(&out.join(".gitignore"), readme::GITIGNORE.as_bytes())?;
 

@@ -14,7 +14,7 @@ pub(crate) const GITIGNORE: &str = "# Written by `custodia keys init`: runtime f
 */kek.hex.next\n";
 
 /// The README of a keys directory holding `regions` = (region, custodian, listen address).
-pub(crate) fn readme(regions: &[(String, String, String)], command: &str) -> String {
+pub(crate) fn readme(regions: &[(String, String, String)], command: &str, out_dir: &str) -> String {
     let mut out = String::from(
         "# Custodia development keys\n\n\
          > **INSECURE — FOR DEVELOPMENT AND TESTS ONLY.** Every private key in this directory \
@@ -27,10 +27,11 @@ pub(crate) fn readme(regions: &[(String, String, String)], command: &str) -> Str
         out,
         "Made by `{command}`. Run that again (with another `--out`) to get fresh keys of your own.\n"
     );
-    out.push_str(
+    let _ = write!(
+        out,
         "## Using it\n\n\
          ```sh\n\
-         cp -r keys-example /tmp/keys && chmod 600 /tmp/keys/*/kek.hex   # git does not keep 0600\n",
+         cp -r {out_dir} /tmp/keys && chmod 600 /tmp/keys/*/kek.hex   # git does not keep mode 0600\n"
     );
     for (r, _, _) in regions {
         let _ = writeln!(
@@ -38,12 +39,32 @@ pub(crate) fn readme(regions: &[(String, String, String)], command: &str) -> Str
             "custodia custodian serve --dev --config /tmp/keys/{r}/custodian.toml &"
         );
     }
-    if let Some((r, _, _)) = regions.first() {
+    if let Some((r, c, _)) = regions.first() {
         let _ = write!(
             out,
-            "echo hello | custodia seal --keys /tmp/keys --mailbox a@example.{r} --region {r} --object a/1.eml > 1.sealed\n\
-             custodia open --keys /tmp/keys --caller {r} --object a/1.eml < 1.sealed\n\
-             custodia audit verify --keys /tmp/keys --region {r}\n"
+            "\n# Seal for a mailbox of region {r}, open in region:\n\
+             echo hello | custodia seal --keys /tmp/keys --mailbox a@example.{r} --region {r} --object a/1.eml > 1.sealed\n\
+             custodia open --keys /tmp/keys --object a/1.eml < 1.sealed\n"
+        );
+        if let Some((o, _, _)) = regions.get(1) {
+            let _ = write!(
+                out,
+                "\n# The {o} gateway is refused (exit 4) until 2 of the 3 {r} approvers sign:\n\
+                 custodia open --keys /tmp/keys --caller {o} --object a/1.eml < 1.sealed\n\
+                 custodia approve new --keys /tmp/keys --region {r} --caller-cert /tmp/keys/{o}/clients/gateway-{o}.pem \\\n\
+                 \x20   --request-id REQ-1 --purpose 'court order' --mailbox a@example.{r} --out req.json\n\
+                 custodia approve sign --key /tmp/keys/{r}/approvers/{r}-approver-1.key req.json\n\
+                 custodia approve sign --key /tmp/keys/{r}/approvers/{r}-approver-2.key req.json\n\
+                 custodia approve show req.json --keys /tmp/keys --check\n\
+                 custodia open --keys /tmp/keys --caller {o} --approval req.json --object a/1.eml < 1.sealed\n"
+            );
+        }
+        let _ = write!(
+            out,
+            "\n# Audit {r}/{c}: every decision above is in its verifiable log.\n\
+             custodia audit show --keys /tmp/keys --region {r} --details\n\
+             custodia audit verify --keys /tmp/keys --region {r} --save-checkpoint {r}-checkpoint.txt\n\
+             custodia report --keys /tmp/keys --region {r} --svg {r}-report.svg\n"
         );
     }
     out.push_str(
