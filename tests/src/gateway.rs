@@ -94,6 +94,25 @@ impl Nginx {
     pub fn file(&self, bucket: &str, key: &str) -> PathBuf {
         self.root.join(bucket).join(key)
     }
+
+    /// The directory nginx keeps request bodies in while they arrive (renamed into the
+    /// root only when complete).
+    #[must_use]
+    pub fn temp_dir(&self) -> PathBuf {
+        self.root.parent().unwrap().join("tmp")
+    }
+
+    /// The `[upstream]` table body for a gateway storing in this nginx.
+    #[must_use]
+    pub fn upstream(&self) -> String {
+        format!("kind = \"webdav\"\nendpoint = \"http://{}\"", self.addr)
+    }
+
+    /// Stops nginx (SIGKILL) and waits for it: the store is down.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Nginx {
@@ -263,6 +282,16 @@ impl Drop for GatewayProc {
             let _ = c.wait();
         }
     }
+}
+
+/// The value of the first sample of metric `name` (a full series name, labels included,
+/// e.g. `custodia_gateway_requests_total{front="http",op="get",status="200"}`) in a
+/// Prometheus text exposition.
+#[must_use]
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// What `curl` got.

@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, TryStreamExt};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -19,7 +19,12 @@ use crate::error::{Error, Result};
 use crate::meta;
 use crate::metrics::Metrics;
 use crate::objects::{GetObject, ObjectInfo, Objects, PutObject, RangeSpec};
-use crate::store::UpBody;
+use crate::store::{BodyStream, UpBody};
+
+/// How long a request body may send nothing before the upload is abandoned (the store then
+/// keeps no object): a stalled client must not hold a request slot and an upstream upload
+/// for as long as the store tolerates. The default of [`HttpFront::body_idle_timeout`].
+pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The HTTP front's state.
 pub struct HttpFront {
@@ -28,6 +33,7 @@ pub struct HttpFront {
     metrics: Arc<Metrics>,
     slots: Semaphore,
     next_id: AtomicU64,
+    body_idle: Duration,
 }
 
 fn digest(token: &[u8]) -> [u8; 32] {
@@ -52,7 +58,16 @@ impl HttpFront {
             metrics,
             slots: Semaphore::new(max_concurrent),
             next_id: AtomicU64::new(1),
+            body_idle: BODY_IDLE_TIMEOUT,
         }
+    }
+
+    /// Sets how long a request body may send nothing before the upload is abandoned
+    /// (`limits.idle_timeout_secs`; default [`BODY_IDLE_TIMEOUT`]).
+    #[must_use]
+    pub fn body_idle_timeout(mut self, limit: Duration) -> Self {
+        self.body_idle = limit.max(Duration::from_secs(1));
+        self
     }
 
     fn authorised(&self, req: &Request<Incoming>) -> bool {
@@ -171,11 +186,13 @@ impl HttpFront {
             None => None,
         };
         let (metadata, checks) = meta::from_headers(req.headers())?;
-        let body = req
-            .into_body()
-            .into_data_stream()
-            .map_err(std::io::Error::other)
-            .boxed();
+        let body = idle_timeout(
+            req.into_body()
+                .into_data_stream()
+                .map_err(std::io::Error::other)
+                .boxed(),
+            self.body_idle,
+        );
         let etag = self
             .objects
             .put(PutObject {
@@ -211,8 +228,27 @@ impl HttpFront {
         };
         let got = self.objects.get(bucket, key, range).await?;
         check_conditions(req.headers(), &got.info)?;
-        Ok(body_response(got, id.to_owned()))
+        Ok(body_response(got.first_verified().await?, id.to_owned()))
     }
+}
+
+/// `body`, failing when no bytes arrive for `limit`.
+fn idle_timeout(body: BodyStream, limit: Duration) -> BodyStream {
+    futures_util::stream::unfold(Some(body), move |state| async move {
+        let mut body = state?;
+        match tokio::time::timeout(limit, body.next()).await {
+            Ok(Some(item)) => Some((item, Some(body))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no request body bytes for {} s", limit.as_secs()),
+                )),
+                None,
+            )),
+        }
+    })
+    .boxed()
 }
 
 /// A GET response: 200 or 206 with exact lengths; the body aborts on any failure.

@@ -118,6 +118,35 @@ pub struct GetObject {
     pub failure: Failure,
 }
 
+impl GetObject {
+    /// Waits for the body's first verified bytes (or its end) before the response starts, so
+    /// that an object whose first chunk fails verification (for a one-chunk mail message, any
+    /// damage) is answered with an error status and code rather than with a response that
+    /// breaks off before its first byte. Costs nothing: those bytes must be verified before
+    /// anything can be sent anyway, and at most one chunk is held.
+    ///
+    /// # Errors
+    /// Why the body failed: [`Error::Tampered`], [`Error::UpstreamUnavailable`]...
+    pub async fn first_verified(mut self) -> Result<Self> {
+        match self.body.next().await {
+            // An ended stream must not be polled again.
+            None => self.body = futures_util::stream::empty().boxed(),
+            Some(Ok(first)) => {
+                let rest = std::mem::replace(&mut self.body, futures_util::stream::empty().boxed());
+                self.body = futures_util::stream::once(std::future::ready(Ok(first)))
+                    .chain(rest)
+                    .boxed();
+            }
+            Some(Err(e)) => {
+                return Err(self.failure.take().unwrap_or_else(|| {
+                    Error::UpstreamUnavailable(format!("reading the object: {e}"))
+                }));
+            }
+        }
+        Ok(self)
+    }
+}
+
 /// The object operations over one store, one SDK client and the routes.
 pub struct Objects {
     client: Client,
@@ -254,7 +283,18 @@ impl Objects {
         key: &str,
     ) -> Result<custodia_envelope::Unlocked> {
         let binding = Binding::new(bucket, key).map_err(Error::Tampered)?;
-        Ok(self.client.unlock(header, &binding, None).await?)
+        match self.client.unlock(header, &binding, None).await {
+            Ok(unlocked) => Ok(unlocked),
+            // The custodian could not open the stanza: the header was changed in the store
+            // (context, object id or stanza), which is damage, not a policy decision.
+            Err(custodia::Error::Denied {
+                denial: custodia::Denial::StanzaInvalid,
+                ..
+            }) => Err(Error::Tampered(
+                custodia_envelope::Error::StanzaAuthentication,
+            )),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn info(
