@@ -396,6 +396,17 @@ fn an_approval_signed_two_of_three_opens_an_irish_object_for_the_us_gateway() {
     assert!(t.contains("MLAT-2026-0042"), "{t}");
     assert!(t.contains("aoife@example.ie, brian@example.ie"), "{t}");
     assert!(t.contains("verdict now: accepted"), "{t}");
+    // A reader that went away (`| head`) ends the output quietly: no panic.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let closed = Command::new(custodia_bin())
+        .args(["approve", "show", "mlat.json", "--keys", "keys"])
+        .current_dir(dir)
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let t = expect(&closed, 0);
+    assert!(!t.contains("panicked"), "{t}");
     // The custodian config gives the same answer as the index.
     let out = run(
         dir,

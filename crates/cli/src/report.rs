@@ -114,11 +114,11 @@ pub(crate) fn report(args: &ReportArgs) -> CliResult {
             .map_err(|e| Failure::failed(format!("report: {e}")))?;
         text.push('\n');
         replace(path, text.as_bytes())?;
-        println!("wrote {}", path.display());
+        say!("wrote {}", path.display());
     }
     if let Some(path) = &args.svg {
         replace(path, crate::svg::chart(&report, &title).as_bytes())?;
-        println!("wrote {}", path.display());
+        say!("wrote {}", path.display());
     }
     Ok(())
 }
@@ -171,11 +171,12 @@ async fn fetch(
 }
 
 fn print(report: &Report, title: &str, status: &str) {
-    println!(
+    say!(
         "transparency report of {title}, period {} (log size {})",
-        report.period, report.log_size
+        report.period,
+        report.log_size
     );
-    println!("{status}");
+    say!("{status}");
     let rows: Vec<Vec<String>> = report
         .rows
         .iter()
@@ -193,8 +194,9 @@ fn print(report: &Report, title: &str, status: &str) {
         &["operation", "caller region", "outcome", "approval", "count"],
         &rows,
     );
-    println!(
+    say!(
         "distinct mailboxes: {}; with an approval: {} (counts 1-9 are banded)",
-        report.distinct_mailboxes.0, report.distinct_mailboxes_with_approval.0
+        report.distinct_mailboxes.0,
+        report.distinct_mailboxes_with_approval.0
     );
 }

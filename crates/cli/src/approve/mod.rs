@@ -185,7 +185,7 @@ fn new(args: &NewArgs) -> CliResult {
     } else {
         write_public(&args.out, text.as_bytes())?;
     }
-    println!(
+    say!(
         "wrote approval request {id} to {} (no signatures yet: `custodia approve sign`)",
         args.out.display()
     );
@@ -229,7 +229,7 @@ fn sign(args: &SignArgs) -> CliResult {
     let signature = key.sign(&name, &doc.approval).context(args.key.display())?;
     doc.add_signature(signature);
     replace(&args.file, to_json(&doc)?.as_bytes())?;
-    println!(
+    say!(
         "{name} signed approval {} ({} signature{} now)",
         doc.approval.id()?,
         doc.signatures.len(),

@@ -149,22 +149,22 @@ fn signature_valid(approval: &Approval, sig: &ApprovalSignature, own: &Own) -> b
 
 fn print_fields(doc: &SignedApproval, now: u64) -> CliResult {
     let a = &doc.approval;
-    println!("approval {}", a.id()?);
-    println!("  region/custodian  {}/{}", a.region, a.custodian);
-    println!("  caller key hash   {}", a.caller_key_hash);
-    println!("  request id        {}", a.request_id);
-    println!("  purpose           {}", a.purpose);
+    say!("approval {}", a.id()?);
+    say!("  region/custodian  {}/{}", a.region, a.custodian);
+    say!("  caller key hash   {}", a.caller_key_hash);
+    say!("  request id        {}", a.request_id);
+    say!("  purpose           {}", a.purpose);
     match &a.action {
         Action::LawfulAccess {
             mailboxes,
             max_uses_per_mailbox,
         } => {
-            println!("  action            lawful access");
-            println!("  mailboxes         {}", mailboxes.join(", "));
-            println!("  uses per mailbox  {max_uses_per_mailbox}");
+            say!("  action            lawful access");
+            say!("  mailboxes         {}", mailboxes.join(", "));
+            say!("  uses per mailbox  {max_uses_per_mailbox}");
         }
         Action::DestroyKey { key_version } => {
-            println!("  action            destroy key version {key_version}");
+            say!("  action            destroy key version {key_version}");
         }
     }
     let window = if now < a.not_before {
@@ -174,7 +174,7 @@ fn print_fields(doc: &SignedApproval, now: u64) -> CliResult {
     } else {
         "valid now"
     };
-    println!(
+    say!(
         "  valid             {} .. {} ({window})",
         utc(a.not_before),
         utc(a.not_after)
@@ -189,7 +189,7 @@ pub(crate) fn show(args: &ShowArgs) -> CliResult {
     print_fields(&doc, now)?;
     let own = Own::of(&doc.approval)?;
     let set = approver_set(args, &doc.approval)?;
-    println!("signatures ({})", doc.signatures.len());
+    say!("signatures ({})", doc.signatures.len());
     let mut counted: Vec<[u8; 32]> = Vec::new();
     for sig in &doc.signatures {
         let valid = signature_valid(&doc.approval, sig, &own);
@@ -215,10 +215,10 @@ pub(crate) fn show(args: &ShowArgs) -> CliResult {
             }
             (true, None, None) => "valid".to_owned(),
         };
-        println!("  {:<20} {}  {status}", sig.approver, sig.public_key);
+        say!("  {:<20} {}  {status}", sig.approver, sig.public_key);
     }
     let Some((set, source)) = set else {
-        println!("approvers: unknown (pass --keys, --config or --approver to count M of N)");
+        say!("approvers: unknown (pass --keys, --config or --approver to count M of N)");
         return if args.check {
             Err(Failure::verification(
                 "--check needs the approver set (--keys, --config or --approver)",
@@ -228,7 +228,7 @@ pub(crate) fn show(args: &ShowArgs) -> CliResult {
         };
     };
     let (m, n) = (set.threshold(), set.approvers().len());
-    println!(
+    say!(
         "threshold {m}-of-{n} (approvers from {source}): {} signed: {}",
         counted.len(),
         if counted.len() >= m {
@@ -240,14 +240,15 @@ pub(crate) fn show(args: &ShowArgs) -> CliResult {
     let verdict: Result<(), Denial> = set.verify(&doc, &own.expected(), now).map(drop);
     match verdict {
         Ok(()) => {
-            println!(
+            say!(
                 "verdict now: accepted by {}/{}",
-                doc.approval.region, doc.approval.custodian
+                doc.approval.region,
+                doc.approval.custodian
             );
             Ok(())
         }
         Err(denial) => {
-            println!("verdict now: refused: {denial}");
+            say!("verdict now: refused: {denial}");
             if args.check {
                 Err(Failure::verification(format!(
                     "{}: the approval would be refused now: {denial}",

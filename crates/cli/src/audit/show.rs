@@ -145,6 +145,6 @@ pub(crate) fn show(args: &ShowArgs) -> CliResult {
         ],
         &rows,
     );
-    println!("{} entries", rows.len());
+    say!("{} entries", rows.len());
     Ok(())
 }

@@ -55,7 +55,7 @@ fn kept(paths: &[PathBuf], origin: &str, key: &[u8; 32]) -> CliResult<Vec<(PathB
     for path in paths {
         let note = read_text(path)?;
         let cp = verify_checkpoint(&note, origin, key).map_err(|e| fail(path.display(), e))?;
-        println!(
+        say!(
             "ok: {}: checkpoint of size {} signed by {origin}",
             path.display(),
             cp.size
@@ -121,7 +121,7 @@ fn verify_dir(
     let records = read_records(&dir)?;
     let n = records.len() as u64;
     let tree = check_sequence(&records, &dir)?;
-    println!(
+    say!(
         "ok: {}: {n} entries, canonical and in sequence",
         dir.display()
     );
@@ -137,7 +137,7 @@ fn verify_dir(
             })?;
         verify_log(prefix, note, origin, key)
             .map_err(|e| fail(format!("{} against {}", dir.display(), path.display()), e))?;
-        println!(
+        say!(
             "ok: the first {size} entries are exactly those {} signed",
             path.display()
         );
@@ -153,7 +153,7 @@ fn verify_dir(
                 e,
             )
         })?;
-        println!("ok: {} extends {}", new_path.display(), old_path.display());
+        say!("ok: {} extends {}", new_path.display(), old_path.display());
     }
     if let Some(details) = read_details(&dir)? {
         let aligned =
@@ -167,9 +167,9 @@ fn verify_dir(
                 ),
             ));
         }
-        println!("ok: details.jsonl has one detail per entry, in sequence");
+        say!("ok: details.jsonl has one detail per entry, in sequence");
     }
-    println!("audit log {} verified ({n} entries)", dir.display());
+    say!("audit log {} verified ({n} entries)", dir.display());
     Ok(())
 }
 
@@ -187,13 +187,13 @@ async fn verify_online(
         .await
         .map_err(|e| Failure::from(e).context(&server))?;
     let cp = verify_checkpoint(&latest, origin, key).map_err(|e| fail(&server, e))?;
-    println!(
+    say!(
         "ok: latest checkpoint of {server}: size {}, signed by {origin}",
         cp.size
     );
     let records = fetch_records(&client, 0, cp.size, &server).await?;
     verify_log(&records, &latest, origin, key).map_err(|e| fail(&server, e))?;
-    println!("ok: all {} entries match the checkpoint's tree", cp.size);
+    say!("ok: all {} entries match the checkpoint's tree", cp.size);
     for (path, note, size) in kept {
         let proof = client
             .consistency_proof(*size, cp.size)
@@ -201,11 +201,11 @@ async fn verify_online(
             .map_err(|e| Failure::from(e).context(&server))?;
         verify_checkpoints_consistent(note, &latest, &hashes(&proof, &server)?, origin, key)
             .map_err(|e| fail(format!("{server} against {}", path.display()), e))?;
-        println!("ok: the log extends {} (size {size})", path.display());
+        say!("ok: the log extends {} (size {size})", path.display());
     }
     if !args.no_details {
         match fetch_details(&client, 0, cp.size, &server).await? {
-            None => println!("note: details not checked: this certificate has no auditor role"),
+            None => say!("note: details not checked: this certificate has no auditor role"),
             Some((details, commitment_key)) => {
                 let public = records
                     .iter()
@@ -214,17 +214,19 @@ async fn verify_online(
                     .map_err(|e| fail(&server, e))?;
                 verify_details(&public, &details, &commitment_key)
                     .map_err(|e| fail(format!("{server}: details"), e))?;
-                println!("ok: every mailbox commitment matches its restricted detail");
+                say!("ok: every mailbox commitment matches its restricted detail");
             }
         }
     }
     if let Some(path) = &args.save_checkpoint {
         replace(path, latest.as_bytes())?;
-        println!("saved the checkpoint to {}", path.display());
+        say!("saved the checkpoint to {}", path.display());
     }
-    println!(
+    say!(
         "audit log of {}/{} verified ({} entries)",
-        target.region, target.custodian, cp.size
+        target.region,
+        target.custodian,
+        cp.size
     );
     Ok(())
 }

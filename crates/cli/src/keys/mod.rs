@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use custodia_custodian::approval::ApproverKey;
 use custodia_envelope::{CustodianName, Region, SystemRandomness};
+use zeroize::Zeroizing;
 
 use self::config::{
     RegionPlan, admin_identity, auditor_identity, custodian_toml, gateway_identity,
@@ -169,9 +170,11 @@ fn init(args: &InitArgs) -> CliResult {
             let key = ApproverKey::generate(&mut rng).context("approver key")?;
             let public = hex_string(&key.public_key());
             let key_file = files.rel(&format!("approvers/{name}.key"));
-            let mut seed = key.seed_hex();
-            seed.push('\n');
-            write_private(&out.join(&key_file), seed.as_bytes())?;
+            let seed = key.seed_hex();
+            let mut line = Zeroizing::new(Vec::with_capacity(seed.len() + 1));
+            line.extend_from_slice(seed.as_bytes());
+            line.push(b'\n');
+            write_private(&out.join(&key_file), &line)?;
             write_public(
                 &out.join(files.rel(&format!("approvers/{name}.pub"))),
                 format!("{public}\n").as_bytes(),
@@ -247,7 +250,7 @@ fn init(args: &InitArgs) -> CliResult {
     write_public(&out.join(".gitignore"), readme::GITIGNORE.as_bytes())?;
 
     for e in &index.regions {
-        println!(
+        say!(
             "region {}: custodian {} on {}, config {}, manifest signing key {}",
             e.name,
             e.custodian,
@@ -256,7 +259,7 @@ fn init(args: &InitArgs) -> CliResult {
             e.manifest_key
         );
     }
-    println!(
+    say!(
         "wrote {} (INSECURE development keys: serve with --dev)",
         out.join(INDEX_FILE).display()
     );
