@@ -350,6 +350,24 @@ fn an_object_overwritten_gets_a_new_etag_and_conditional_requests_use_it() {
     let r = s.get_in("mail", &key, &["-H", &format!("If-Match: {e2}")]);
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"second version, longer");
+    let r = s.get_in("mail", &key, &["-I", "-H", &format!("If-None-Match: {e2}")]);
+    assert_eq!(r.status, 304);
+    let r = s.get_in("mail", &key, &["-I", "-H", "If-Match: \"cx-other\""]);
+    assert_eq!(r.status, 412);
+
+    // Conditional writes are refused, not silently made unconditional.
+    for h in ["If-None-Match: *", &format!("If-Match: {e2}")] {
+        let r = s.put_in("mail", &key, b"overwrite?", &["-H", h]);
+        assert_eq!(r.status, 501, "PUT with {h}");
+        assert_eq!(r.header("x-custodia-error"), Some("NotImplemented"));
+        let r = s.get_in("mail", &key, &["-X", "DELETE", "-H", h]);
+        assert_eq!(r.status, 501, "DELETE with {h}");
+    }
+    assert_eq!(s.get(&key).body, b"second version, longer");
+    // Other methods are not allowed.
+    let r = s.get_in("mail", &key, &["-X", "POST"]);
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD, PUT, DELETE"));
 }
 
 #[test]
@@ -1204,4 +1222,33 @@ fn the_gateway_exits_cleanly_on_sigterm() {
     assert_eq!(r.status, 200);
     assert_eq!(r.exit, 0, "the in-flight download was cut off");
     assert!(r.body == big);
+}
+
+#[test]
+fn objects_over_the_size_limit_are_refused_and_never_stored() {
+    let s = stack_with("[limits]\nmax_object_bytes = 100000\n[cache]\ncapacity = 0\n");
+    let key = format!("{MAILBOX_A}/too-big.bin");
+    let big = pattern(100_001, 1);
+    // Declared too large: refused before anything is sent upstream.
+    let r = s.put(&key, &big);
+    assert_eq!(r.status, 413);
+    assert_eq!(r.header("x-custodia-error"), Some("EntityTooLarge"));
+    // Streamed without a length: the upload upstream is aborted when the limit is passed.
+    let r = s.put_in("mail", &key, &big, &["-H", "Transfer-Encoding: chunked"]);
+    assert_eq!(r.status, 413);
+    settled_absent(&s, &key);
+    assert!(files_under(&s.nginx.root).is_empty());
+    // At the limit: fine.
+    assert_eq!(s.put(&key, &big[..100_000]).status, 201);
+    assert!(s.get(&key).body == big[..100_000]);
+    // With the DEK cache off, every read asks the custodian.
+    let m0 = s.metrics();
+    assert_eq!(s.get(&key).status, 200);
+    let m1 = s.metrics();
+    let calls = |m: &str| metric(m, "custodia_gateway_custodian_calls_total").unwrap();
+    assert_eq!(calls(&m1), calls(&m0) + 1.0);
+    assert_eq!(
+        metric(&m1, "custodia_gateway_dek_cache_hits_total"),
+        Some(0.0)
+    );
 }

@@ -145,6 +145,16 @@ impl HttpFront {
             return Err(Error::Unauthenticated);
         }
         let (bucket, key) = split_path(req.uri().path())?;
+        if matches!(*req.method(), Method::PUT | Method::DELETE)
+            && (req.headers().contains_key(header::IF_MATCH)
+                || req.headers().contains_key(header::IF_NONE_MATCH))
+        {
+            // Refused rather than ignored: a client relying on a create-only or
+            // compare-and-swap write must not get an unconditional one.
+            return Err(Error::NotImplemented(
+                "If-Match / If-None-Match on PUT and DELETE".into(),
+            ));
+        }
         match *req.method() {
             Method::PUT => self.put(req, bucket, key).await,
             Method::GET => self.get(req, &bucket, &key, id).await,
