@@ -19,6 +19,11 @@ use crate::store::BodyStream;
 pub struct Failure(Arc<Mutex<Option<Error>>>);
 
 impl Failure {
+    /// Records `e` unless a cause is already recorded.
+    pub(crate) fn set_if_empty(&self, e: Error) {
+        self.set(e);
+    }
+
     fn set(&self, e: Error) {
         let mut slot = self
             .0

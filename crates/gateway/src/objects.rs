@@ -17,6 +17,9 @@ use crate::metrics::Metrics;
 use crate::routes::Routes;
 use crate::store::{BodyStream, Store};
 
+mod multipart;
+pub use multipart::{LAYOUT_PREFIX, MAX_PARTS, UPLOADS_PREFIX, parse_layout_key};
+
 /// A plaintext range as a client asks for it (`Range: bytes=…`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RangeSpec {
@@ -149,8 +152,8 @@ impl GetObject {
 
 /// The object operations over one store, one SDK client and the routes.
 pub struct Objects {
-    client: Client,
-    store: Store,
+    client: std::sync::Arc<Client>,
+    store: std::sync::Arc<Store>,
     routes: Routes,
     max_object_bytes: u64,
     metrics: std::sync::Arc<Metrics>,
@@ -177,8 +180,8 @@ impl Objects {
         metrics: std::sync::Arc<Metrics>,
     ) -> Self {
         Self {
-            client,
-            store,
+            client: std::sync::Arc::new(client),
+            store: std::sync::Arc::new(store),
             routes,
             max_object_bytes,
             metrics,
@@ -335,6 +338,9 @@ impl Objects {
                 true,
             )),
             Start::Plain(_) => Err(Error::NotSealed),
+            Start::Sealed { header, .. } if multipart::is_part(&header) => {
+                self.head_multipart(bucket, key, &header, fetched).await
+            }
             Start::Sealed { header, .. } => {
                 let unlocked = self.unlock(&header, bucket, key).await?;
                 let len = header
@@ -386,6 +392,10 @@ impl Objects {
                 Ok(legacy(prefix, fetched, None))
             }
             Start::Plain(_) => Err(Error::NotSealed),
+            Start::Sealed { header, rest } if multipart::is_part(&header) => {
+                self.get_multipart(bucket, key, &header, rest, fetched)
+                    .await
+            }
             Start::Sealed { header, rest } => {
                 let unlocked = self.unlock(&header, bucket, key).await?;
                 let len = header
@@ -422,6 +432,11 @@ impl Objects {
             }
             Start::Plain(_) => return Err(Error::NotSealed),
         };
+        if multipart::is_part(&header) {
+            return self
+                .get_multipart_range(bucket, key, &header, fetched, spec)
+                .await;
+        }
         let profile = header.profile();
         let len = profile
             .plaintext_len(fetched.total_len)
@@ -451,7 +466,14 @@ impl Objects {
     /// [`Error::NoRoute`], store errors.
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
         self.routes.resolve(bucket, key)?;
-        self.store.delete(bucket, key).await
+        self.store.delete(bucket, key).await?;
+        if matches!(self.store.as_ref(), Store::S3(_)) {
+            // A multipart object's layout records go with it.
+            for lkey in self.layout_records(bucket, key).await? {
+                self.store.delete(bucket, &lkey).await?;
+            }
+        }
+        Ok(())
     }
 }
 

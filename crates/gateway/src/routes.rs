@@ -23,6 +23,10 @@ pub struct Resolved {
     pub legacy_plaintext: bool,
 }
 
+/// Keys under this prefix hold the gateway's own records: refused to clients, hidden from
+/// listings.
+pub const RESERVED_PREFIX: &str = ".custodia/";
+
 /// Longest key pattern accepted (the compiled automaton is bounded too).
 const MAX_PATTERN: usize = 1024;
 
@@ -97,6 +101,13 @@ impl Routes {
     /// # Errors
     /// [`Error::NoRoute`] if no route matches or the match names an empty mailbox.
     pub fn resolve(&self, bucket: &str, key: &str) -> Result<Resolved> {
+        // The gateway's own records (multipart layouts) are never client objects.
+        if key.starts_with(RESERVED_PREFIX) {
+            return Err(Error::NoRoute {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            });
+        }
         self.0
             .iter()
             .filter(|r| r.bucket == bucket)

@@ -158,10 +158,15 @@ impl Client {
     fn context_and_recipients(
         &self,
         mailbox: &str,
+        extra: &[(&str, &str)],
     ) -> Result<(Context, Vec<custodia_envelope::RecipientPublicKey>)> {
         let region = self.policy.region_for(mailbox)?;
         let recipients = self.directory.recipients(&region)?;
-        Ok((Context::new(mailbox, &region)?, recipients))
+        let mut context = Context::new(mailbox, &region)?;
+        for (k, v) in extra {
+            context = context.with(k, v)?;
+        }
+        Ok((context, recipients))
     }
 
     /// Runs `f` with the [`SealOptions`] for a new object of `mailbox` under `binding`: the
@@ -174,7 +179,19 @@ impl Client {
         metadata: &Metadata,
         f: impl FnOnce(&SealOptions<'_>) -> Result<T>,
     ) -> Result<T> {
-        let (context, recipients) = self.context_and_recipients(mailbox)?;
+        self.with_seal_options_in(mailbox, &[], binding, metadata, f)
+    }
+
+    /// [`Self::with_seal_options`] with `extra` entries in the authenticated context.
+    fn with_seal_options_in<T>(
+        &self,
+        mailbox: &str,
+        extra: &[(&str, &str)],
+        binding: &Binding,
+        metadata: &Metadata,
+        f: impl FnOnce(&SealOptions<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let (context, recipients) = self.context_and_recipients(mailbox, extra)?;
         f(&SealOptions {
             profile: self.profile,
             context: &context,
@@ -461,6 +478,41 @@ impl Client {
     ) -> Result<(Vec<u8>, Sealer)> {
         self.with_seal_options(mailbox, binding, metadata, |opts| {
             Ok(Sealer::begin(opts, &mut SystemRandomness::new())?)
+        })
+    }
+
+    /// [`Self::begin_seal`] with `extra` entries in the object's authenticated context (e.g.
+    /// the gateway's multipart upload id and part number). Readers see them in
+    /// [`Header::context`]; they are bound into the header MAC and every key.
+    ///
+    /// # Errors
+    /// As [`Self::seal`]; [`Error::Envelope`] for a context entry the format refuses.
+    pub fn begin_seal_in(
+        &self,
+        mailbox: &str,
+        extra: &[(&str, &str)],
+        binding: &Binding,
+        metadata: &Metadata,
+    ) -> Result<(Vec<u8>, Sealer)> {
+        self.with_seal_options_in(mailbox, extra, binding, metadata, |opts| {
+            Ok(Sealer::begin(opts, &mut SystemRandomness::new())?)
+        })
+    }
+
+    /// [`Self::seal`] with `extra` entries in the object's authenticated context.
+    ///
+    /// # Errors
+    /// As [`Self::begin_seal_in`].
+    pub fn seal_in(
+        &self,
+        mailbox: &str,
+        extra: &[(&str, &str)],
+        binding: &Binding,
+        plaintext: &[u8],
+        metadata: &Metadata,
+    ) -> Result<Vec<u8>> {
+        self.with_seal_options_in(mailbox, extra, binding, metadata, |opts| {
+            Ok(seal(opts, plaintext, &mut SystemRandomness::new())?)
         })
     }
 

@@ -9,12 +9,13 @@ use s3s::dto::{
 };
 
 use crate::error::{Error, Result};
-use crate::objects::{Objects, opaque_etag};
+use std::collections::HashMap;
+
+use crate::objects::{LAYOUT_PREFIX, Objects, opaque_etag, parse_layout_key};
 use crate::store::Store;
 use crate::store::s3::{ListPage, ListParams, S3Store};
 
-/// Keys under this prefix hold the gateway's own records; listings never show them.
-pub(crate) const RESERVED_PREFIX: &str = ".custodia/";
+use crate::routes::RESERVED_PREFIX;
 
 fn s3_store(objects: &Objects) -> Result<&S3Store> {
     match objects.store() {
@@ -39,12 +40,13 @@ fn routed(objects: &Objects, bucket: &str) -> Result<()> {
 /// The plaintext size of a stored object of `stored` bytes whose store ETag is `etag`:
 /// a multipart object (ETag suffix `-N`) holds N envelopes, each with its own header.
 #[must_use]
-pub(crate) fn plaintext_size(profile: Profile, stored: i64, etag: Option<&ETag>) -> i64 {
-    let parts: u64 = etag
-        .and_then(|e| e.value().rsplit_once('-'))
-        .and_then(|(_, n)| n.parse().ok())
-        .unwrap_or(1)
-        .max(1);
+pub(crate) fn plaintext_size(
+    profile: Profile,
+    stored: i64,
+    etag: Option<&ETag>,
+    layout_parts: Option<u64>,
+) -> i64 {
+    let parts: u64 = etag_parts(etag).or(layout_parts).unwrap_or(1).max(1);
     let Ok(stored_u) = u64::try_from(stored) else {
         return stored;
     };
@@ -57,7 +59,66 @@ pub(crate) fn plaintext_size(profile: Profile, stored: i64, etag: Option<&ETag>)
         .unwrap_or(stored)
 }
 
-fn convert(objects: &Objects, page: ListPage) -> (Vec<Object>, Vec<CommonPrefix>) {
+/// The part count in a multipart ETag's `-N` suffix.
+fn etag_parts(etag: Option<&ETag>) -> Option<u64> {
+    etag.and_then(|e| e.value().rsplit_once('-'))
+        .and_then(|(_, n)| n.parse().ok())
+}
+
+/// Part counts of the page's multipart objects from their layout records' names, for
+/// stores whose ETags lack the `-N` suffix (s3s-fs): one extra listing per page at most.
+async fn layout_parts(
+    objects: &Objects,
+    bucket: &str,
+    page: &ListPage,
+) -> Result<HashMap<String, u64>> {
+    let keys: Vec<&str> = page
+        .objects
+        .iter()
+        .filter(|o| etag_parts(o.e_tag.as_ref()).is_none())
+        .filter_map(|o| o.key.as_deref())
+        .filter(|k| !k.starts_with(RESERVED_PREFIX))
+        .collect();
+    let mut out = HashMap::new();
+    let (Some(first), Some(last)) = (keys.iter().min(), keys.iter().max()) else {
+        return Ok(out);
+    };
+    let end = format!("{LAYOUT_PREFIX}{last}/");
+    let mut params = ListParams {
+        prefix: Some(LAYOUT_PREFIX.to_owned()),
+        start_after: Some(format!("{LAYOUT_PREFIX}{first}")),
+        max_keys: Some(1000),
+        ..Default::default()
+    };
+    let store = s3_store(objects)?;
+    for _ in 0..50 {
+        let side = store.list(bucket, &params, true).await?;
+        let mut past_end = false;
+        for name in side.objects.iter().filter_map(|o| o.key.as_deref()) {
+            if name > end.as_str() && !name.starts_with(&end) {
+                past_end = true;
+                break;
+            }
+            if let Some((k, n)) = parse_layout_key(name)
+                && keys.contains(&k)
+            {
+                out.insert(k.to_owned(), n);
+            }
+        }
+        if past_end || !side.truncated || side.next_token.is_none() {
+            break;
+        }
+        params.token = side.next_token;
+        params.start_after = None;
+    }
+    Ok(out)
+}
+
+fn convert(
+    objects: &Objects,
+    page: ListPage,
+    parts: &HashMap<String, u64>,
+) -> (Vec<Object>, Vec<CommonPrefix>) {
     let profile = objects.client().profile();
     let contents = page
         .objects
@@ -68,7 +129,10 @@ fn convert(objects: &Objects, page: ListPage) -> (Vec<Object>, Vec<CommonPrefix>
                 .is_some_and(|k| k.starts_with(RESERVED_PREFIX))
         })
         .map(|mut o| {
-            o.size = o.size.map(|s| plaintext_size(profile, s, o.e_tag.as_ref()));
+            let hint = o.key.as_ref().and_then(|k| parts.get(k)).copied();
+            o.size = o
+                .size
+                .map(|s| plaintext_size(profile, s, o.e_tag.as_ref(), hint));
             o.e_tag = o
                 .e_tag
                 .map(|e| ETag::Strong(opaque_etag(e.value()).trim_matches('"').to_owned()));
@@ -106,7 +170,8 @@ pub(crate) async fn list_v2(
     let page = s3_store(objects)?.list(&i.bucket, &params, true).await?;
     let truncated = page.truncated;
     let next = page.next_token.clone();
-    let (contents, prefixes) = convert(objects, page);
+    let parts = layout_parts(objects, &i.bucket, &page).await?;
+    let (contents, prefixes) = convert(objects, page, &parts);
     let key_count = i32::try_from(contents.len() + prefixes.len()).unwrap_or(i32::MAX);
     Ok(ListObjectsV2Output {
         name: Some(i.bucket),
@@ -143,7 +208,8 @@ pub(crate) async fn list_v1(objects: &Objects, i: ListObjectsInput) -> Result<Li
         .next_marker
         .clone()
         .or(if truncated { last_key } else { None });
-    let (contents, prefixes) = convert(objects, page);
+    let parts = layout_parts(objects, &i.bucket, &page).await?;
+    let (contents, prefixes) = convert(objects, page, &parts);
     Ok(ListObjectsOutput {
         name: Some(i.bucket),
         prefix: i.prefix,
@@ -198,7 +264,7 @@ mod tests {
             let stored = i64::try_from(p.sealed_len(len).unwrap()).unwrap();
             let e = ETag::Strong("abc".into());
             assert_eq!(
-                plaintext_size(p, stored, Some(&e)),
+                plaintext_size(p, stored, Some(&e), None),
                 i64::try_from(len).unwrap()
             );
         }
@@ -206,8 +272,14 @@ mod tests {
         let part = p.sealed_len(8 << 20).unwrap();
         let stored = i64::try_from(2 * part + p.sealed_len(1).unwrap()).unwrap();
         let e = ETag::Strong("abc-3".into());
-        assert_eq!(plaintext_size(p, stored, Some(&e)), (16 << 20) + 1);
+        assert_eq!(plaintext_size(p, stored, Some(&e), None), (16 << 20) + 1);
         // Not sealed: reported as stored.
-        assert_eq!(plaintext_size(p, 3, None), 3);
+        assert_eq!(plaintext_size(p, 3, None, None), 3);
+        // No suffix, but a layout record names three parts.
+        let plain = ETag::Strong("abc".into());
+        assert_eq!(
+            plaintext_size(p, stored, Some(&plain), Some(3)),
+            (16 << 20) + 1
+        );
     }
 }

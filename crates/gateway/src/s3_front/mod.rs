@@ -6,6 +6,7 @@
 
 mod checks;
 mod list;
+mod multipart;
 
 use std::convert::Infallible;
 use std::str::FromStr;
@@ -81,7 +82,7 @@ fn refuse_sse(customer: bool, sse: bool) -> S3Result<()> {
     Ok(())
 }
 
-fn etag_dto(etag: Option<&String>) -> Option<ETag> {
+pub(crate) fn etag_dto(etag: Option<&String>) -> Option<ETag> {
     etag.map(|e| ETag::Strong(e.trim_matches('"').to_owned()))
 }
 
@@ -149,7 +150,7 @@ fn representation(m: &custodia_envelope::Metadata) -> Representation {
 }
 
 /// Request fields → sealed metadata.
-struct Incoming3 {
+pub(crate) struct Incoming3 {
     content_type: Option<String>,
     cache_control: Option<String>,
     content_disposition: Option<String>,
@@ -158,7 +159,7 @@ struct Incoming3 {
     metadata: Option<s3s::dto::Metadata>,
 }
 
-fn sealed_metadata(i: Incoming3) -> Result<custodia_envelope::Metadata> {
+pub(crate) fn sealed_metadata(i: Incoming3) -> Result<custodia_envelope::Metadata> {
     let mut m = custodia_envelope::Metadata::new();
     let pairs = [
         ("content-type", i.content_type),
@@ -179,11 +180,37 @@ fn sealed_metadata(i: Incoming3) -> Result<custodia_envelope::Metadata> {
     Ok(m)
 }
 
+/// The checks of a body: `Content-MD5` (also returned as metadata to seal) and the
+/// flexible checksums in headers or trailers.
+pub(crate) fn body_checks(
+    content_md5: Option<&str>,
+    expected: s3s::dto::Checksum,
+    algorithm: Option<&s3s::dto::ChecksumAlgorithm>,
+    trailers: Option<s3s::TrailingHeaders>,
+) -> Result<(Checks, custodia_envelope::Metadata)> {
+    let (md5_meta, mut checks) = match content_md5 {
+        Some(md5) => {
+            let mut h = http::HeaderMap::new();
+            h.insert(
+                "content-md5",
+                md5.parse()
+                    .map_err(|_| Error::BadRequest("bad Content-MD5".into()))?,
+            );
+            meta::from_headers(&h)?
+        }
+        None => (custodia_envelope::Metadata::new(), Checks::default()),
+    };
+    if let Some(c) = checks::S3Checks::new(expected, algorithm, trailers)? {
+        checks = checks.with(Box::new(c));
+    }
+    Ok((checks, md5_meta))
+}
+
 fn blob(body: BodyStream) -> StreamingBlob {
     StreamingBlob::wrap(sync_wrapper::SyncStream::new(body))
 }
 
-fn plain_body(body: StreamingBlob) -> BodyStream {
+pub(crate) fn plain_body(body: StreamingBlob) -> BodyStream {
     body.map_err(|e| std::io::Error::other(e.to_string()))
         .boxed()
 }
@@ -253,7 +280,6 @@ impl S3Gateway {
             .content_length
             .map(|n| u64::try_from(n).map_err(|_| Error::BadRequest("negative length".into())))
             .transpose()?;
-        let mut checks = Checks::default();
         let mut metadata = sealed_metadata(Incoming3 {
             content_type: input.content_type,
             cache_control: input.cache_control,
@@ -262,21 +288,6 @@ impl S3Gateway {
             content_language: input.content_language,
             metadata: input.metadata,
         })?;
-        if let Some(md5) = &input.content_md5 {
-            let mut h = http::HeaderMap::new();
-            h.insert(
-                "content-md5",
-                md5.parse()
-                    .map_err(|_| Error::BadRequest("bad Content-MD5".into()))?,
-            );
-            let (m, c) = meta::from_headers(&h)?;
-            checks = c;
-            for (k, v) in m.iter() {
-                metadata
-                    .insert(k, v)
-                    .map_err(|e| Error::TooLarge(format!("metadata: {e}")))?;
-            }
-        }
         let expected = s3s::dto::Checksum {
             checksum_crc32: input.checksum_crc32,
             checksum_crc32c: input.checksum_crc32c,
@@ -285,10 +296,16 @@ impl S3Gateway {
             checksum_crc64nvme: input.checksum_crc64nvme,
             ..Default::default()
         };
-        if let Some(c) =
-            checks::S3Checks::new(expected, input.checksum_algorithm.as_ref(), trailers)?
-        {
-            checks = checks.with(Box::new(c));
+        let (checks, md5_meta) = body_checks(
+            input.content_md5.as_deref(),
+            expected,
+            input.checksum_algorithm.as_ref(),
+            trailers,
+        )?;
+        for (k, v) in md5_meta.iter() {
+            metadata
+                .insert(k, v)
+                .map_err(|e| Error::TooLarge(format!("metadata: {e}")))?;
         }
         let etag = self
             .objects
@@ -551,6 +568,77 @@ impl S3 for S3Gateway {
             .await
             .map_err(internal)?;
         Ok(S3Response::new(s3s::dto::DeleteBucketOutput::default()))
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<s3s::dto::CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<s3s::dto::CreateMultipartUploadOutput>> {
+        multipart::create(&self.objects, req.input)
+            .await
+            .map(S3Response::new)
+            .map_err(internal)
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<s3s::dto::UploadPartInput>,
+    ) -> S3Result<S3Response<s3s::dto::UploadPartOutput>> {
+        let trailers = req.trailing_headers.clone();
+        multipart::upload_part(&self.objects, req.input, trailers)
+            .await
+            .map(S3Response::new)
+            .map_err(internal)
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<s3s::dto::UploadPartCopyInput>,
+    ) -> S3Result<S3Response<s3s::dto::UploadPartCopyOutput>> {
+        multipart::upload_part_copy(&self.objects, req.input)
+            .await
+            .map(S3Response::new)
+            .map_err(internal)
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<s3s::dto::CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<s3s::dto::CompleteMultipartUploadOutput>> {
+        multipart::complete(&self.objects, req.input)
+            .await
+            .map(S3Response::new)
+            .map_err(internal)
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<s3s::dto::AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<s3s::dto::AbortMultipartUploadOutput>> {
+        multipart::abort(&self.objects, req.input)
+            .await
+            .map(S3Response::new)
+            .map_err(internal)
+    }
+
+    async fn list_parts(
+        &self,
+        req: S3Request<s3s::dto::ListPartsInput>,
+    ) -> S3Result<S3Response<s3s::dto::ListPartsOutput>> {
+        multipart::list_parts(&self.objects, req.input)
+            .await
+            .map(S3Response::new)
+            .map_err(internal)
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<s3s::dto::ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<s3s::dto::ListMultipartUploadsOutput>> {
+        multipart::list_uploads(&self.objects, req.input)
+            .await
+            .map(S3Response::new)
+            .map_err(internal)
     }
 
     async fn get_bucket_location(

@@ -3,6 +3,7 @@
 //! behind one [`Store`] with the operations the fronts need.
 
 pub mod s3;
+pub mod s3_multipart;
 pub mod webdav;
 
 use std::ops::Range;

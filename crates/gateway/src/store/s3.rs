@@ -230,6 +230,10 @@ fn query_encode(s: &str) -> String {
 }
 
 /// A canonical query string (sorted pairs, RFC 3986 encoding).
+pub(crate) fn canonical_query(pairs: Vec<(&str, String)>) -> String {
+    query(pairs)
+}
+
 fn query(mut pairs: Vec<(&str, String)>) -> String {
     pairs.sort();
     pairs
@@ -244,6 +248,13 @@ fn xml_error(e: &dyn std::fmt::Display) -> Error {
 }
 
 impl S3Store {
+    pub(crate) async fn read_body(
+        resp: http::Response<hyper::body::Incoming>,
+        limit: usize,
+    ) -> Result<bytes::Bytes> {
+        Self::body_of(resp, limit).await
+    }
+
     async fn body_of(
         resp: http::Response<hyper::body::Incoming>,
         limit: usize,

@@ -1,0 +1,798 @@
+//! Multipart uploads (S3) and reading the objects they make; the scheme is specified in
+//! `docs/FORMAT.md`, "Multipart objects".
+//!
+//! Every part is its own envelope (fresh data key and stanzas) whose authenticated context
+//! names the upload and the part number and whose binding is the object's name, so no key
+//! or nonce ever spans two requests and a re-sent part is sealed afresh. The object's
+//! metadata is sealed at CreateMultipartUpload into a small envelope kept under
+//! `.custodia/uploads/`; at completion the gateway checks the parts (numbered 1..N, all but
+//! the last of one size that is a multiple of the chunk size) and writes a layout envelope
+//! under `.custodia/layout/{key}` (upload id, part count and sizes; its body is the metadata
+//! envelope). Readers verify the layout against every part header and the stored length,
+//! so dropped, duplicated, reordered or foreign parts fail.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use custodia::Client;
+use custodia_envelope::{Binding, Header, Metadata, Opener, PREFIX_LEN, Profile};
+use futures_util::{StreamExt, TryStreamExt};
+
+use super::{GetObject, ObjectInfo, Objects, RangeSpec, count, opaque_etag};
+use crate::codec::{self, Checks, Failure};
+use crate::error::{Error, Result};
+use crate::store::s3::S3Store;
+use crate::store::{BodyStream, Fetched, Store};
+
+/// Where metadata envelopes of uploads in progress are kept.
+pub const UPLOADS_PREFIX: &str = ".custodia/uploads/";
+/// Where layout envelopes of completed multipart objects are kept.
+pub const LAYOUT_PREFIX: &str = ".custodia/layout/";
+/// Highest part number S3 allows.
+pub const MAX_PARTS: u32 = 10_000;
+/// Context entry naming the upload.
+const CTX_UPLOAD: &str = "upload";
+/// Context entry naming the part (`1`..=`10000`, `metadata` or `layout`).
+const CTX_PART: &str = "part";
+/// Largest layout envelope read.
+const MAX_LAYOUT: usize = 1 << 20;
+
+/// A verified layout.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    upload: String,
+    parts: u64,
+    part_size: u64,
+    last_size: u64,
+}
+
+impl Layout {
+    fn plaintext_len(&self) -> u64 {
+        (self.parts - 1) * self.part_size + self.last_size
+    }
+
+    /// Stored size of part `i` (0-based).
+    fn stored(&self, profile: Profile, i: u64) -> Result<u64> {
+        let plain = if i + 1 == self.parts {
+            self.last_size
+        } else {
+            self.part_size
+        };
+        profile
+            .sealed_len(plain)
+            .ok_or_else(|| Error::TooLarge("part size overflows".into()))
+    }
+
+    fn stored_total(&self, profile: Profile) -> Result<u64> {
+        let full = self.stored(profile, 0)?;
+        let last = self.stored(profile, self.parts - 1)?;
+        full.checked_mul(self.parts - 1)
+            .and_then(|n| n.checked_add(last))
+            .ok_or_else(|| Error::TooLarge("object size overflows".into()))
+    }
+}
+
+/// The ETag a client gets for a part: the store's part ETag (of sealed bytes), hex-encoded
+/// behind a `p-` prefix, so CompleteMultipartUpload can name the store's parts without any
+/// state in the gateway; not shaped like an MD5 and not derived from plaintext.
+#[must_use]
+pub(crate) fn part_etag(store_etag: &str) -> String {
+    let inner = store_etag.trim().trim_matches('"');
+    format!("\"p-{}\"", hex::encode(inner.as_bytes()))
+}
+
+/// The store's part ETag inside a [`part_etag`].
+fn store_part_etag(client_etag: &str) -> Option<String> {
+    let hexed = client_etag.trim().trim_matches('"').strip_prefix("p-")?;
+    String::from_utf8(hex::decode(hexed).ok()?).ok()
+}
+
+fn tampered(what: &'static str) -> Error {
+    Error::Tampered(custodia_envelope::Error::InvalidArgument(what))
+}
+
+fn side_key(prefix: &str, bucket: &str, key: &str, upload: &str) -> String {
+    let d = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("{bucket}\n{key}\n{upload}").as_bytes(),
+    );
+    format!("{prefix}{}", hex::encode(&d.as_ref()[..16]))
+}
+
+/// The layout record of `key` for an object of `parts` parts. The part count is in the
+/// name (it is no secret: the store sees the parts) so listings can size multipart objects
+/// on stores whose ETags lack the `-N` suffix.
+fn layout_key(key: &str, parts: usize) -> String {
+    format!("{LAYOUT_PREFIX}{key}/{parts}")
+}
+
+/// The prefix under which `key`'s layout records are.
+fn layout_dir(key: &str) -> String {
+    format!("{LAYOUT_PREFIX}{key}/")
+}
+
+/// `(key, parts)` of a layout record's name.
+#[must_use]
+pub fn parse_layout_key(name: &str) -> Option<(&str, u64)> {
+    let (key, n) = name.strip_prefix(LAYOUT_PREFIX)?.rsplit_once('/')?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((key, n.parse().ok()?))
+}
+
+/// Whether `header` is a part of a multipart object.
+pub(crate) fn is_part(header: &Header) -> bool {
+    header.context().get(CTX_UPLOAD).is_some()
+}
+
+fn check_part(header: &Header, upload: &str, part: &str) -> Result<()> {
+    if header.context().get(CTX_UPLOAD) != Some(upload)
+        || header.context().get(CTX_PART) != Some(part)
+    {
+        return Err(tampered("a part of another upload or position"));
+    }
+    Ok(())
+}
+
+async fn collect(mut body: BodyStream, limit: usize) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(b) = body.next().await {
+        let b = b.map_err(|e| Error::UpstreamUnavailable(format!("reading: {e}")))?;
+        if out.len() + b.len() > limit {
+            return Err(Error::TooLarge("a record larger than its limit".into()));
+        }
+        out.extend_from_slice(&b);
+    }
+    Ok(out)
+}
+
+fn parse_stored_header(bytes: &[u8]) -> Result<Header> {
+    let prefix = bytes
+        .get(..PREFIX_LEN)
+        .ok_or_else(|| tampered("record shorter than a header"))?;
+    let profile = Profile::from_prefix(prefix).map_err(Error::Tampered)?;
+    let h = bytes
+        .get(..profile.header_size())
+        .ok_or_else(|| tampered("record shorter than its header"))?;
+    Header::parse(h).map_err(Error::Tampered)
+}
+
+fn number(m: &Metadata, k: &str) -> Result<u64> {
+    m.get(k)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| tampered("layout without its sizes"))
+}
+
+impl Objects {
+    fn s3(&self) -> Result<&S3Store> {
+        match self.store.as_ref() {
+            Store::S3(s) => Ok(s),
+            Store::Webdav(_) => Err(Error::NotImplemented(
+                "multipart uploads need an S3 upstream".into(),
+            )),
+        }
+    }
+
+    /// Starts an upload: the store's upload id (returned to the client as it is: it holds
+    /// no secret) and the object's metadata sealed for later.
+    ///
+    /// # Errors
+    /// [`Error::NoRoute`], store errors.
+    pub async fn create_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        metadata: &Metadata,
+    ) -> Result<String> {
+        let route = self.routes.resolve(bucket, key)?;
+        let store = self.s3()?;
+        let binding = Binding::new(bucket, key).map_err(Error::Tampered)?;
+        // Seal first: a mailbox without residency fails before the store hears of it.
+        self.client
+            .seal_in(&route.mailbox, &[], &binding, &[], metadata)?;
+        let id = store.create_multipart(bucket, key).await?;
+        let sealed = self.client.seal_in(
+            &route.mailbox,
+            &[(CTX_UPLOAD, &id), (CTX_PART, "metadata")],
+            &binding,
+            &[],
+            metadata,
+        )?;
+        let len = sealed.len() as u64;
+        let body = futures_util::stream::iter([Ok(Bytes::from(sealed))]).boxed();
+        store
+            .put(
+                bucket,
+                &side_key(UPLOADS_PREFIX, bucket, key, &id),
+                len,
+                body,
+            )
+            .await?;
+        Ok(id)
+    }
+
+    /// Seals and stores part `number` of an upload; returns its opaque ETag.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for a part number outside 1..=10000, as [`Objects::put`].
+    #[allow(clippy::too_many_arguments, reason = "one S3 UploadPart request")]
+    pub async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload: &str,
+        number: u32,
+        len: u64,
+        body: BodyStream,
+        checks: Checks,
+    ) -> Result<Option<String>> {
+        if !(1..=MAX_PARTS).contains(&number) {
+            return Err(Error::BadRequest(format!(
+                "part number {number}: parts are numbered 1..={MAX_PARTS}"
+            )));
+        }
+        let route = self.routes.resolve(bucket, key)?;
+        let store = self.s3()?;
+        let binding = Binding::new(bucket, key).map_err(Error::Tampered)?;
+        let n = number.to_string();
+        let (header, sealer) = self.client.begin_seal_in(
+            &route.mailbox,
+            &[(CTX_UPLOAD, upload), (CTX_PART, &n)],
+            &binding,
+            &Metadata::new(),
+        )?;
+        let stored_len = self
+            .client
+            .profile()
+            .sealed_len(len)
+            .ok_or_else(|| Error::TooLarge("part too large".into()))?;
+        let failure = Failure::default();
+        let body = codec::seal_body(
+            header,
+            sealer,
+            count(body, &self.metrics.bytes_in),
+            Some(len),
+            self.max_object_bytes,
+            checks,
+            failure.clone(),
+        );
+        match store
+            .upload_part(bucket, key, upload, number, stored_len, body)
+            .await
+        {
+            Ok(etag) => Ok(etag.as_deref().map(part_etag)),
+            Err(e) => Err(failure.take().unwrap_or(e)),
+        }
+    }
+
+    /// Completes an upload from the client's part list (numbers 1..N in order, with the
+    /// ETags the gateway returned); writes the layout, then completes upstream.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] naming the problem (gaps, order, unknown parts or ETags,
+    /// non-uniform sizes), store errors.
+    pub async fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload: &str,
+        client_parts: &[(u32, Option<String>)],
+    ) -> Result<Option<String>> {
+        let route = self.routes.resolve(bucket, key)?;
+        let store = self.s3()?;
+        if client_parts.is_empty() {
+            return Err(Error::BadRequest("MalformedXML: no parts".into()));
+        }
+        for (i, (n, _)) in client_parts.iter().enumerate() {
+            if u64::from(*n) != i as u64 + 1 {
+                return Err(Error::BadRequest(format!(
+                    "InvalidPartOrder: parts must be numbered 1..{} in order without gaps (found {n} at position {})",
+                    client_parts.len(),
+                    i + 1
+                )));
+            }
+        }
+        let stored = store.list_parts(bucket, key, upload).await?;
+        let profile = self.client.profile();
+        let mut sizes = Vec::with_capacity(client_parts.len());
+        let mut etags = Vec::with_capacity(client_parts.len());
+        for (n, etag) in client_parts {
+            let p = stored.iter().find(|p| p.number == *n).ok_or_else(|| {
+                Error::BadRequest(format!("InvalidPart: part {n} was not uploaded"))
+            })?;
+            let bad_etag =
+                || Error::BadRequest(format!("InvalidPart: part {n}'s ETag does not match"));
+            let from_client = etag
+                .as_deref()
+                .map(|e| store_part_etag(e).ok_or_else(bad_etag))
+                .transpose()?;
+            let store_etag = match (&p.etag, from_client) {
+                (Some(s), Some(c)) if s.trim_matches('"') != c.trim_matches('"') => {
+                    return Err(bad_etag());
+                }
+                (Some(s), _) => s.clone(),
+                (None, Some(c)) => c,
+                (None, None) => return Err(bad_etag()),
+            };
+            let plain = profile.plaintext_len(p.size).map_err(|_| {
+                Error::BadRequest(format!("InvalidPart: part {n} is not a sealed part"))
+            })?;
+            sizes.push(plain);
+            etags.push((*n, format!("\"{}\"", store_etag.trim_matches('"'))));
+        }
+        let part_size = sizes[0];
+        let last_size = sizes[sizes.len() - 1];
+        let chunk = profile.chunk_size() as u64;
+        if sizes.len() > 1
+            && (part_size == 0
+                || part_size % chunk != 0
+                || sizes[..sizes.len() - 1].iter().any(|&s| s != part_size))
+        {
+            return Err(Error::BadRequest(format!(
+                "InvalidPart: all parts but the last must have one size, a multiple of {chunk} bytes (the gateway's chunk size); got {:?}",
+                &sizes[..sizes.len().min(8)]
+            )));
+        }
+        let meta_key = side_key(UPLOADS_PREFIX, bucket, key, upload);
+        let meta_env = collect(
+            store
+                .get(bucket, &meta_key, None)
+                .await
+                .map_err(|e| match e {
+                    Error::NotFound => Error::BadRequest(
+                        "NoSuchUpload: the upload's metadata record is missing".into(),
+                    ),
+                    other => other,
+                })?
+                .body,
+            64 * 1024,
+        )
+        .await?;
+        let mut layout_meta = Metadata::new();
+        let entries = [
+            ("upload", upload.to_owned()),
+            ("parts", sizes.len().to_string()),
+            ("part-size", part_size.to_string()),
+            ("last-size", last_size.to_string()),
+        ];
+        for (k, v) in &entries {
+            layout_meta
+                .insert(k, v)
+                .map_err(|e| Error::BadRequest(format!("upload id: {e}")))?;
+        }
+        let lkey = layout_key(key, sizes.len());
+        let stale = self.layout_records(bucket, key).await.unwrap_or_default();
+        let layout = self.client.seal_in(
+            &route.mailbox,
+            &[(CTX_UPLOAD, upload), (CTX_PART, "layout")],
+            &Binding::new(bucket, &lkey).map_err(Error::Tampered)?,
+            &meta_env,
+            &layout_meta,
+        )?;
+        let len = layout.len() as u64;
+        store
+            .put(
+                bucket,
+                &lkey,
+                len,
+                futures_util::stream::iter([Ok(Bytes::from(layout))]).boxed(),
+            )
+            .await?;
+        let etag = store
+            .complete_multipart(bucket, key, upload, &etags)
+            .await?;
+        if let Err(e) = store.delete(bucket, &meta_key).await {
+            tracing::warn!(error = %e, "could not remove an upload's metadata record");
+        }
+        for old in stale.into_iter().filter(|k| *k != lkey) {
+            if let Err(e) = store.delete(bucket, &old).await {
+                tracing::warn!(error = %e, "could not remove an older layout record");
+            }
+        }
+        Ok(etag.as_deref().map(opaque_etag))
+    }
+
+    /// Aborts an upload and removes its metadata record.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown upload, store errors.
+    pub async fn abort_upload(&self, bucket: &str, key: &str, upload: &str) -> Result<()> {
+        self.routes.resolve(bucket, key)?;
+        let store = self.s3()?;
+        store.abort_multipart(bucket, key, upload).await?;
+        let _ = store
+            .delete(bucket, &side_key(UPLOADS_PREFIX, bucket, key, upload))
+            .await;
+        Ok(())
+    }
+
+    /// The parts uploaded so far: number, plaintext size, opaque ETag.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn list_upload_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload: &str,
+    ) -> Result<Vec<(u32, u64, String)>> {
+        self.routes.resolve(bucket, key)?;
+        let profile = self.client.profile();
+        Ok(self
+            .s3()?
+            .list_parts(bucket, key, upload)
+            .await?
+            .into_iter()
+            .map(|p| {
+                let size = profile.plaintext_len(p.size).unwrap_or(p.size);
+                (
+                    p.number,
+                    size,
+                    p.etag.as_deref().map_or_else(String::new, part_etag),
+                )
+            })
+            .collect())
+    }
+
+    /// Reads and verifies the layout of the multipart object whose first part's header is
+    /// `first`, and opens its sealed metadata.
+    pub(crate) async fn layout(
+        &self,
+        bucket: &str,
+        key: &str,
+        first: &Header,
+    ) -> Result<(Layout, Metadata)> {
+        let upload = first
+            .context()
+            .get(CTX_UPLOAD)
+            .ok_or_else(|| tampered("not a part"))?
+            .to_owned();
+        check_part(first, &upload, "1")?;
+        let candidates = self.layout_records(bucket, key).await?;
+        if candidates.is_empty() {
+            return Err(tampered("the multipart object's layout record is missing"));
+        }
+        let mut last = None;
+        for lkey in candidates {
+            match self.open_layout(bucket, key, &lkey, &upload).await {
+                Ok(found) => return Ok(found),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| tampered("no layout record verifies")))
+    }
+
+    /// The names of `key`'s layout records (normally one).
+    pub(crate) async fn layout_records(&self, bucket: &str, key: &str) -> Result<Vec<String>> {
+        let params = crate::store::s3::ListParams {
+            prefix: Some(layout_dir(key)),
+            delimiter: Some("/".into()),
+            max_keys: Some(100),
+            ..Default::default()
+        };
+        let page = self.s3()?.list(bucket, &params, true).await?;
+        Ok(page
+            .objects
+            .into_iter()
+            .filter_map(|o| o.key)
+            .filter(|k| parse_layout_key(k).is_some_and(|(kk, _)| kk == key))
+            .collect())
+    }
+
+    /// Opens and verifies one layout record.
+    async fn open_layout(
+        &self,
+        bucket: &str,
+        key: &str,
+        lkey: &str,
+        upload: &str,
+    ) -> Result<(Layout, Metadata)> {
+        let upload = upload.to_owned();
+        let fetched = self.store.get(bucket, lkey, None).await?;
+        let bytes = collect(fetched.body, MAX_LAYOUT).await?;
+        let lh = parse_stored_header(&bytes)?;
+        check_part(&lh, &upload, "layout")?;
+        let lbinding = Binding::new(bucket, lkey).map_err(Error::Tampered)?;
+        let unlocked = self.client.unlock(&lh, &lbinding, None).await?;
+        let meta_env = unlocked.open(&bytes).map_err(Error::Tampered)?;
+        let m = unlocked.metadata();
+        if m.get("upload") != Some(upload.as_str()) {
+            return Err(tampered("layout of another upload"));
+        }
+        let layout = Layout {
+            upload: upload.clone(),
+            parts: number(m, "parts")?,
+            part_size: number(m, "part-size")?,
+            last_size: number(m, "last-size")?,
+        };
+        if layout.parts == 0
+            || layout.parts > u64::from(MAX_PARTS)
+            || parse_layout_key(lkey).map(|(_, n)| n) != Some(layout.parts)
+        {
+            return Err(tampered("layout with an impossible part count"));
+        }
+        let mh = parse_stored_header(&meta_env)?;
+        check_part(&mh, &upload, "metadata")?;
+        let binding = Binding::new(bucket, key).map_err(Error::Tampered)?;
+        let meta = self.client.unlock(&mh, &binding, None).await?;
+        Ok((layout, meta.metadata().clone()))
+    }
+
+    /// HEAD of a multipart object.
+    pub(crate) async fn head_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        first: &Header,
+        fetched: Fetched,
+    ) -> Result<ObjectInfo> {
+        let Fetched {
+            total_len,
+            etag,
+            last_modified,
+            ..
+        } = fetched;
+        let (layout, metadata) = self.layout(bucket, key, first).await?;
+        if layout.stored_total(first.profile())? != total_len {
+            return Err(Error::Tampered(custodia_envelope::Error::Truncation));
+        }
+        Ok(ObjectInfo {
+            len: layout.plaintext_len(),
+            etag: etag.as_deref().map(opaque_etag),
+            last_modified,
+            metadata,
+            legacy: false,
+        })
+    }
+
+    /// GET of a whole multipart object, part 1's header already read off `fetched`.
+    pub(crate) async fn get_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        first: &Header,
+        rest: Bytes,
+        fetched: Fetched,
+    ) -> Result<GetObject> {
+        let (layout, metadata) = self.layout(bucket, key, first).await?;
+        let profile = first.profile();
+        if layout.stored_total(profile)? != fetched.total_len {
+            return Err(Error::Tampered(custodia_envelope::Error::Truncation));
+        }
+        let binding = Binding::new(bucket, key).map_err(Error::Tampered)?;
+        let unlocked = self.client.unlock(first, &binding, None).await?;
+        let opener = unlocked.opener().map_err(Error::Tampered)?;
+        let sizes = (0..layout.parts)
+            .map(|i| layout.stored(profile, i))
+            .collect::<Result<Vec<u64>>>()?;
+        let info = Self::info(&fetched, layout.plaintext_len(), metadata, false);
+        let failure = Failure::default();
+        let state = PartsState {
+            left: sizes[0] - profile.header_size() as u64,
+            input: fetched.body,
+            buf: BytesMut::from(&rest[..]),
+            client: self.client.clone(),
+            binding,
+            upload: layout.upload,
+            header_size: profile.header_size(),
+            sizes,
+            index: 0,
+            opener: Some(opener),
+            failure: failure.clone(),
+            done: false,
+        };
+        Ok(GetObject {
+            info,
+            range: None,
+            body: count(parts_body(state), &self.metrics.bytes_out),
+            failure,
+        })
+    }
+
+    /// A range of a multipart object: only the parts and chunks the range touches.
+    pub(crate) async fn get_multipart_range(
+        &self,
+        bucket: &str,
+        key: &str,
+        first: &Header,
+        fetched: Fetched,
+        spec: RangeSpec,
+    ) -> Result<GetObject> {
+        let Fetched {
+            total_len,
+            etag,
+            last_modified,
+            ..
+        } = fetched;
+        let (layout, metadata) = self.layout(bucket, key, first).await?;
+        let profile = first.profile();
+        if layout.stored_total(profile)? != total_len {
+            return Err(Error::Tampered(custodia_envelope::Error::Truncation));
+        }
+        let len = layout.plaintext_len();
+        let range = spec.resolve(len)?;
+        let p = layout.part_size.max(1);
+        let first_part = (range.start / p).min(layout.parts - 1);
+        let last_part = ((range.end - 1) / p).min(layout.parts - 1);
+        let full_stored = layout.stored(profile, 0)?;
+        let mut pieces = Vec::new();
+        for i in first_part..=last_part {
+            let part_plain = if i + 1 == layout.parts {
+                layout.last_size
+            } else {
+                layout.part_size
+            };
+            let base = i * layout.part_size;
+            let lo = range.start.max(base) - base;
+            let hi = range.end.min(base + part_plain) - base;
+            if lo < hi {
+                pieces.push((i, i * full_stored, part_plain, lo, hi));
+            }
+        }
+        let client = self.client.clone();
+        let store = self.store.clone();
+        let bucket_s = bucket.to_owned();
+        let key_s = key.to_owned();
+        let upload = layout.upload.clone();
+        let failure = Failure::default();
+        let fail = failure.clone();
+        let body = futures_util::stream::iter(pieces)
+            .then(move |(i, offset, part_plain, lo, hi)| {
+                let client = client.clone();
+                let store = store.clone();
+                let bucket = bucket_s.clone();
+                let key = key_s.clone();
+                let upload = upload.clone();
+                let fail = fail.clone();
+                async move {
+                    let r: Result<BodyStream> = async {
+                        let h = profile.header_size() as u64;
+                        let head = store.get(&bucket, &key, Some(offset..offset + h)).await?;
+                        let hb = collect(head.body, profile.header_size()).await?;
+                        let header = Header::parse(&hb).map_err(Error::Tampered)?;
+                        check_part(&header, &upload, &(i + 1).to_string())?;
+                        let binding = Binding::new(&bucket, &key).map_err(Error::Tampered)?;
+                        let unlocked = client.unlock(&header, &binding, None).await?;
+                        let chunks = header
+                            .profile()
+                            .chunk_range(part_plain, lo, hi)
+                            .map_err(Error::Tampered)?;
+                        let part = store
+                            .get(
+                                &bucket,
+                                &key,
+                                Some(offset + chunks.stored_start..offset + chunks.stored_end),
+                            )
+                            .await?;
+                        codec::open_range_body(&unlocked, chunks, part.body, fail.clone())
+                    }
+                    .await;
+                    r.map_err(|e| {
+                        let io = std::io::Error::other(e.to_string());
+                        fail.set_if_empty(e);
+                        io
+                    })
+                }
+            })
+            .try_flatten()
+            .boxed();
+        Ok(GetObject {
+            info: ObjectInfo {
+                len,
+                etag: etag.as_deref().map(opaque_etag),
+                last_modified,
+                metadata,
+                legacy: false,
+            },
+            range: Some(range),
+            body: count(body, &self.metrics.bytes_out),
+            failure,
+        })
+    }
+}
+
+struct PartsState {
+    input: BodyStream,
+    buf: BytesMut,
+    client: Arc<Client>,
+    binding: Binding,
+    upload: String,
+    header_size: usize,
+    sizes: Vec<u64>,
+    index: usize,
+    opener: Option<Opener>,
+    left: u64,
+    failure: Failure,
+    done: bool,
+}
+
+impl PartsState {
+    fn fail(&mut self, e: Error) -> std::io::Error {
+        let io = std::io::Error::other(e.to_string());
+        self.failure.set_if_empty(e);
+        self.done = true;
+        io
+    }
+
+    async fn fill(&mut self, want: usize) -> Result<bool> {
+        while self.buf.len() < want {
+            match self.input.next().await {
+                Some(Ok(b)) => self.buf.extend_from_slice(&b),
+                Some(Err(e)) => {
+                    return Err(Error::UpstreamUnavailable(format!(
+                        "reading the object: {e}"
+                    )));
+                }
+                None => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads and unlocks the next part's header.
+    async fn next_part(&mut self) -> Result<()> {
+        if !self.fill(self.header_size).await? {
+            return Err(Error::Tampered(custodia_envelope::Error::Truncation));
+        }
+        let hb = self.buf.split_to(self.header_size);
+        let header = Header::parse(&hb).map_err(Error::Tampered)?;
+        check_part(&header, &self.upload, &(self.index + 1).to_string())?;
+        let unlocked = self.client.unlock(&header, &self.binding, None).await?;
+        self.opener = Some(unlocked.opener().map_err(Error::Tampered)?);
+        self.left = self.sizes[self.index] - self.header_size as u64;
+        Ok(())
+    }
+
+    /// The next verified plaintext, `None` at the verified end.
+    async fn step(&mut self) -> Result<Option<Bytes>> {
+        let mut out = Vec::new();
+        loop {
+            if self.opener.is_none() {
+                if self.index == self.sizes.len() {
+                    if !self.buf.is_empty() || self.fill(1).await? {
+                        return Err(tampered("bytes after the last part"));
+                    }
+                    return Ok(None);
+                }
+                self.next_part().await?;
+            }
+            if self.buf.is_empty() && !self.fill(1).await? {
+                return Err(Error::Tampered(custodia_envelope::Error::Truncation));
+            }
+            #[allow(clippy::cast_possible_truncation, reason = "min with a buffer length")]
+            let take = (self.left.min(self.buf.len() as u64)) as usize;
+            let data = self.buf.split_to(take);
+            if let Some(o) = self.opener.as_mut() {
+                o.update(&data, &mut out).map_err(Error::Tampered)?;
+            }
+            self.left -= take as u64;
+            if self.left == 0
+                && let Some(o) = self.opener.take()
+            {
+                o.finish(&mut out).map_err(Error::Tampered)?;
+                self.index += 1;
+            }
+            if !out.is_empty() {
+                return Ok(Some(Bytes::from(out)));
+            }
+        }
+    }
+}
+
+fn parts_body(state: PartsState) -> BodyStream {
+    futures_util::stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        match st.step().await {
+            Ok(Some(b)) => Some((Ok(b), st)),
+            Ok(None) => None,
+            Err(e) => {
+                let io = st.fail(e);
+                Some((Err(io), st))
+            }
+        }
+    })
+    .boxed()
+}
