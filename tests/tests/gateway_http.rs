@@ -25,7 +25,7 @@ use custodia_tests::gateway::{
     Curl, GatewayProc, Nginx, TOKEN, curl, files_under, gateway_config, metric, store_contains,
 };
 use custodia_tests::wait_until;
-use custodia_tests::world::{MAILBOX_A, World, rt, world};
+use custodia_tests::world::{MAILBOX_A, MAILBOX_B, World, rt, world, world_with};
 
 const CHUNK: usize = 65536;
 /// The default profile's header size: stored chunks start here.
@@ -43,7 +43,10 @@ struct Stack {
 }
 
 fn stack_with(extra: &str) -> Stack {
-    let w = world();
+    stack_in(world(), extra)
+}
+
+fn stack_in(w: World, extra: &str) -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let nginx = Nginx::start(&dir.path().join("nginx"));
     let gw_dir = dir.path().join("gateway");
@@ -1251,4 +1254,28 @@ fn objects_over_the_size_limit_are_refused_and_never_stored() {
         metric(&m1, "custodia_gateway_dek_cache_hits_total"),
         Some(0.0)
     );
+}
+
+#[test]
+fn a_custodian_rate_limit_is_retryable_not_a_refusal() {
+    let s = stack_in(
+        world_with(
+            &["per_mailbox_burst = 2", "per_mailbox_per_minute = 1"],
+            &[],
+        ),
+        "[cache]\ncapacity = 0\n",
+    );
+    let key = format!("{MAILBOX_A}/often.eml");
+    assert_eq!(s.put(&key, b"read me often").status, 201);
+    assert_eq!(s.get(&key).status, 200);
+    assert_eq!(s.head(&key).status, 200);
+    let r = s.get(&key);
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("x-custodia-error"), Some("ServiceUnavailable"));
+    assert!(r.header("retry-after").is_some());
+    assert!(String::from_utf8_lossy(&r.body).contains("rate_limited"));
+    // Other mailboxes have their own budget.
+    let other = format!("{MAILBOX_B}/fine.eml");
+    assert_eq!(s.put(&other, b"fine").status, 201);
+    assert_eq!(s.get(&other).body, b"fine");
 }

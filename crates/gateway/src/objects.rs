@@ -296,6 +296,16 @@ impl Objects {
             }) => Err(Error::Tampered(
                 custodia_envelope::Error::StanzaAuthentication,
             )),
+            // A rate limit passes: answer it as retryable (503 + Retry-After, as S3 answers
+            // SlowDown), not as a refusal clients would take as final.
+            Err(custodia::Error::Denied {
+                region,
+                custodian,
+                denial: custodia::Denial::RateLimited,
+            }) => Err(Error::CustodianUnavailable(format!(
+                "custodian {region}/{custodian} refused: rate_limited (this caller read this \
+                 mailbox too often; retry later)"
+            ))),
             Err(e) => Err(e.into()),
         }
     }
