@@ -29,7 +29,7 @@ pub(crate) struct Created {
 
 /// Creates the keystore (and a KEK file if the config names one that does not exist yet).
 pub(crate) fn init(config_path: &Path, dev: bool) -> Result<()> {
-    let c = create_keystore(config_path, dev)?;
+    let c = create_keystore(config_path, dev, true)?;
     println!(
         "created keystore {} for {} (KEK {}), active key version {}, manifest signing key {}",
         c.keystore.display(),
@@ -42,8 +42,9 @@ pub(crate) fn init(config_path: &Path, dev: bool) -> Result<()> {
 }
 
 /// `custodian init` without the report: creates `data_dir`, the KEK file if the config names
-/// one that does not exist yet (said on stderr), and the keystore (`dev`: marked insecure).
-pub(crate) fn create_keystore(config_path: &Path, dev: bool) -> Result<Created> {
+/// one that does not exist yet (said on stderr if `announce`), and the keystore (`dev`:
+/// marked insecure).
+pub(crate) fn create_keystore(config_path: &Path, dev: bool, announce: bool) -> Result<Created> {
     let config = Config::load(config_path)?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
     let mut rng = SystemRandomness::new();
@@ -51,7 +52,9 @@ pub(crate) fn create_keystore(config_path: &Path, dev: bool) -> Result<Created> 
         KekSource::File(p) if !p.exists() => {
             let k = LocalKek::generate(&mut rng)?;
             k.write_file(p)?;
-            eprintln!("wrote a new key-encryption key to {}", p.display());
+            if announce {
+                eprintln!("wrote a new key-encryption key to {}", p.display());
+            }
             k
         }
         KekSource::File(p) => LocalKek::from_file(p)?,

@@ -42,6 +42,21 @@ pub(crate) struct ReportArgs {
     svg: Option<PathBuf>,
 }
 
+impl ReportArgs {
+    /// `report` of the current month from the custodian `target`, verified, table only.
+    pub(crate) fn current(target: Target) -> Self {
+        Self {
+            target,
+            period: None,
+            log_dir: None,
+            checkpoint: None,
+            no_verify: false,
+            json: None,
+            svg: None,
+        }
+    }
+}
+
 fn parse_entries(records: &[Vec<u8>]) -> CliResult<Vec<PublicEntry>> {
     records
         .iter()

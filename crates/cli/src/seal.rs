@@ -94,6 +94,17 @@ fn directory(
             (index.path(&e.gateway_cert), index.path(&e.gateway_key))
         }
     };
+    directory_as(index, &cert, &key, wanted)
+}
+
+/// A directory of the index's custodians for `wanted` (region, custodian) pairs, connecting
+/// with the client certificate `cert` and its key `key`.
+pub(crate) fn directory_as(
+    index: &Index,
+    cert: &Path,
+    key: &Path,
+    wanted: &[(String, String)],
+) -> CliResult<Directory> {
     let mut builder = Directory::builder();
     for (r, c) in wanted {
         let entry = index
@@ -109,7 +120,7 @@ fn directory(
         let endpoint = CustodianEndpoint {
             addr: entry.address.clone(),
             server_name: entry.server_name.clone(),
-            tls: client_tls(&index.path(&entry.ca_cert), &cert, &key)?,
+            tls: client_tls(&index.path(&entry.ca_cert), cert, key)?,
             manifest_key: entry.manifest_key()?,
         };
         let custodian = CustodianName::new(c).map_err(|e| Failure::failed(format!("{c}: {e}")))?;

@@ -46,6 +46,23 @@ pub(crate) struct Target {
     pub(crate) manifest_key: Option<String>,
 }
 
+impl Target {
+    /// The custodian of `region` in the keys index `keys`, as its auditor.
+    pub(crate) fn from_keys(keys: PathBuf, region: &str) -> Self {
+        Self {
+            keys: Some(keys),
+            region: Some(region.to_owned()),
+            custodian: None,
+            server: None,
+            server_name: None,
+            ca: None,
+            cert: None,
+            cert_key: None,
+            manifest_key: None,
+        }
+    }
+}
+
 /// A resolved target.
 #[derive(Debug, Clone)]
 pub(crate) struct Resolved {

@@ -2,7 +2,7 @@
 //! written, signed offline by approvers one at a time, and inspected against a region's
 //! approver set. The format, signed bytes and verification are `custodia_custodian::approval`'s.
 
-mod show;
+pub(crate) mod show;
 
 use std::path::{Path, PathBuf};
 
@@ -174,22 +174,29 @@ fn new(args: &NewArgs) -> CliResult {
         not_after,
         action,
     };
-    approval
-        .validate()
-        .map_err(|e| Failure::usage(format!("approval: {e}")))?;
-    let id = approval.id()?;
-    let doc = SignedApproval::new(approval);
-    let text = to_json(&doc)?;
-    if args.force {
-        replace(&args.out, text.as_bytes())?;
-    } else {
-        write_public(&args.out, text.as_bytes())?;
-    }
+    let id = write_request(approval, &args.out, args.force)?;
     say!(
         "wrote approval request {id} to {} (no signatures yet: `custodia approve sign`)",
         args.out.display()
     );
     Ok(())
+}
+
+/// Checks `approval`'s format (status 2 naming the rule it breaks), writes it unsigned to
+/// `out` (replacing it only with `force`) and returns its id.
+pub(crate) fn write_request(approval: Approval, out: &Path, force: bool) -> CliResult<String> {
+    approval
+        .validate()
+        .map_err(|e| Failure::usage(format!("approval: {e}")))?;
+    let id = approval.id()?.to_string();
+    let doc = SignedApproval::new(approval);
+    let text = to_json(&doc)?;
+    if force {
+        replace(out, text.as_bytes())?;
+    } else {
+        write_public(out, text.as_bytes())?;
+    }
+    Ok(id)
 }
 
 fn to_json(doc: &SignedApproval) -> CliResult<String> {
@@ -209,31 +216,55 @@ pub(crate) fn load(path: &Path) -> CliResult<SignedApproval> {
 }
 
 fn sign(args: &SignArgs) -> CliResult {
-    let mut doc = load(&args.file)?;
-    let seed = Zeroizing::new(
-        std::fs::read_to_string(&args.key).map_err(|e| crate::failure::io_error(&args.key, &e))?,
+    let signed = sign_file(&args.file, &args.key, args.name.as_deref())?;
+    say!(
+        "{} signed approval {} ({} signature{} now)",
+        signed.name,
+        signed.id,
+        signed.signatures,
+        if signed.signatures == 1 { "" } else { "s" }
     );
-    let key = ApproverKey::from_seed_hex(&seed).context(args.key.display())?;
-    let public = hex_string(&key.public_key());
+    Ok(())
+}
+
+/// What [`sign_file`] did.
+pub(crate) struct Signed {
+    /// The signer's name as written into the signature.
+    pub(crate) name: String,
+    /// The approval's id.
+    pub(crate) id: String,
+    /// Signatures on the document now.
+    pub(crate) signatures: usize,
+}
+
+/// Adds the signature of the approver whose seed is in `key` to the approval document in
+/// `file` (replaced atomically). `name` defaults to the key file's name.
+pub(crate) fn sign_file(file: &Path, key: &Path, name: Option<&str>) -> CliResult<Signed> {
+    let mut doc = load(file)?;
+    let seed = Zeroizing::new(
+        std::fs::read_to_string(key).map_err(|e| crate::failure::io_error(key, &e))?,
+    );
+    let approver = ApproverKey::from_seed_hex(&seed).context(key.display())?;
+    let public = hex_string(&approver.public_key());
     if doc.signatures.iter().any(|s| s.public_key == public) {
         return Err(Failure::failed(format!(
             "{}: already signed by this key ({public})",
-            args.file.display()
+            file.display()
         )));
     }
-    let name = args.name.clone().unwrap_or_else(|| {
-        args.key
-            .file_stem()
-            .map_or_else(|| "approver".into(), |s| s.to_string_lossy().into_owned())
-    });
-    let signature = key.sign(&name, &doc.approval).context(args.key.display())?;
-    doc.add_signature(signature);
-    replace(&args.file, to_json(&doc)?.as_bytes())?;
-    say!(
-        "{name} signed approval {} ({} signature{} now)",
-        doc.approval.id()?,
-        doc.signatures.len(),
-        if doc.signatures.len() == 1 { "" } else { "s" }
+    let name = name.map_or_else(
+        || {
+            key.file_stem()
+                .map_or_else(|| "approver".into(), |s| s.to_string_lossy().into_owned())
+        },
+        str::to_owned,
     );
-    Ok(())
+    let signature = approver.sign(&name, &doc.approval).context(key.display())?;
+    doc.add_signature(signature);
+    replace(file, to_json(&doc)?.as_bytes())?;
+    Ok(Signed {
+        name,
+        id: doc.approval.id()?.to_string(),
+        signatures: doc.signatures.len(),
+    })
 }

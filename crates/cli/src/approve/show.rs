@@ -40,6 +40,20 @@ pub(crate) struct ShowArgs {
     check: bool,
 }
 
+impl ShowArgs {
+    /// `approve show FILE --keys KEYS [--check]`.
+    pub(crate) fn with_keys(file: PathBuf, keys: PathBuf, check: bool) -> Self {
+        Self {
+            file,
+            keys: Some(keys),
+            config: None,
+            approvers: Vec::new(),
+            threshold: None,
+            check,
+        }
+    }
+}
+
 /// The approver set to count against, and where it came from.
 fn approver_set(args: &ShowArgs, approval: &Approval) -> CliResult<Option<(ApproverSet, String)>> {
     let (approvers, threshold, source) = if !args.approvers.is_empty() {

@@ -2,7 +2,7 @@
 
 mod show;
 pub(crate) mod source;
-mod verify;
+pub(crate) mod verify;
 
 use clap::Subcommand;
 

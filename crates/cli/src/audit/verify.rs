@@ -45,6 +45,19 @@ pub(crate) struct VerifyArgs {
     no_details: bool,
 }
 
+impl VerifyArgs {
+    /// `audit verify` online against `target`, details included, no kept checkpoints.
+    pub(crate) fn online(target: Target) -> Self {
+        Self {
+            target,
+            log_dir: None,
+            checkpoints: Vec::new(),
+            save_checkpoint: None,
+            no_details: false,
+        }
+    }
+}
+
 fn fail(what: impl core::fmt::Display, e: impl core::fmt::Display) -> Failure {
     Failure::verification(format!("{what}: {e}"))
 }

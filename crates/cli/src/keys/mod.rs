@@ -136,6 +136,40 @@ fn init(args: &InitArgs) -> CliResult {
         .and_then(|n| args.base_port.checked_add(n))
         .ok_or_else(|| Failure::usage("--base-port: too high for this many regions"))?;
     prepare_out(out, args.force)?;
+    let index = generate(
+        &args.regions,
+        out,
+        &|i| format!("127.0.0.1:{}", args.base_port + i),
+        false,
+    )?;
+    for e in &index.regions {
+        say!(
+            "region {}: custodian {} on {}, config {}, manifest signing key {}",
+            e.name,
+            e.custodian,
+            e.address,
+            out.join(&e.config).display(),
+            e.manifest_key
+        );
+    }
+    say!(
+        "wrote {} (INSECURE development keys: serve with --dev)",
+        out.join(INDEX_FILE).display()
+    );
+    Ok(())
+}
+
+/// Writes a complete development setup for `regions` (comma-separated) into `out` (missing
+/// or empty), with region *i*'s custodian listening on `listen(i)`, and returns its index.
+/// Prints nothing on stdout (`keys init` and `demo` report it their own way); each KEK file
+/// written is said on stderr unless `quiet`.
+pub(crate) fn generate(
+    regions: &str,
+    out: &Path,
+    listen: &dyn Fn(u16) -> String,
+    quiet: bool,
+) -> CliResult<Index> {
+    let regions = parse_regions(regions)?;
     let mut rng = SystemRandomness::new();
 
     let mut plans = Vec::new();
@@ -185,7 +219,7 @@ fn init(args: &InitArgs) -> CliResult {
                 key: key_file,
             });
         }
-        let listen = format!("127.0.0.1:{}", args.base_port + i);
+        let listen = listen(i);
         plans.push(RegionPlan {
             region: r.to_owned(),
             custodian: custodian.as_str().to_owned(),
@@ -223,7 +257,8 @@ fn init(args: &InitArgs) -> CliResult {
         custodia_custodian::config::Config::parse(&text, base)
             .context(format!("{} (generated)", path.display()))?;
         write_public(&path, text.as_bytes())?;
-        let created = crate::custodian::create_keystore(&path, true).context(path.display())?;
+        let created =
+            crate::custodian::create_keystore(&path, true, !quiet).context(path.display())?;
         entry.manifest_key = hex_string(&created.manifest_key);
     }
 
@@ -231,16 +266,17 @@ fn init(args: &InitArgs) -> CliResult {
         format: FORMAT.into(),
         insecure: true,
         regions: entries,
-        dir: out.clone(),
+        dir: out.to_owned(),
     };
     write_public(&out.join(INDEX_FILE), index.to_toml()?.as_bytes())?;
     let summary: Vec<(String, String, String)> = plans
         .iter()
         .map(|p| (p.region.clone(), p.custodian.clone(), p.listen.clone()))
         .collect();
+    let names: Vec<&str> = plans.iter().map(|p| p.region.as_str()).collect();
     let command = format!(
         "custodia keys init --regions {} --out {}",
-        args.regions,
+        names.join(","),
         out.display()
     );
     write_public(
@@ -248,20 +284,5 @@ fn init(args: &InitArgs) -> CliResult {
         readme::readme(&summary, &command, &out.display().to_string()).as_bytes(),
     )?;
     write_public(&out.join(".gitignore"), readme::GITIGNORE.as_bytes())?;
-
-    for e in &index.regions {
-        say!(
-            "region {}: custodian {} on {}, config {}, manifest signing key {}",
-            e.name,
-            e.custodian,
-            e.address,
-            out.join(&e.config).display(),
-            e.manifest_key
-        );
-    }
-    say!(
-        "wrote {} (INSECURE development keys: serve with --dev)",
-        out.join(INDEX_FILE).display()
-    );
-    Ok(())
+    Ok(index)
 }
