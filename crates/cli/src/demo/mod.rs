@@ -154,7 +154,8 @@ fn keep(ui: &Ui, world: &World, cleanup: &Cleanup) {
     let (Ok(ie), Ok(us)) = (world.gateway("ie"), world.gateway("us")) else {
         return;
     };
-    let object = format!("s3://{BUCKET}/aoife@example.ie/INBOX/0001.eml");
+    const KEY: &str = "aoife@example.ie/INBOX/0001.eml";
+    let object = format!("s3://{BUCKET}/{KEY}");
     let aws = |g: &setup::Keys, ep: &std::net::SocketAddr, rest: &str| {
         format!(
             "AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION={S3_REGION} \\\n         aws --endpoint-url http://{ep} {rest}",
@@ -175,7 +176,11 @@ fn keep(ui: &Ui, world: &World, cleanup: &Cleanup) {
         &format!("s3 cp ./note.eml s3://{BUCKET}/aoife@example.ie/INBOX/0003.eml"),
     ));
     ui.say("Through the US gateway (refused: AccessDenied … approval_required):");
-    ui.detail(&aws(&us.keys, &us.s3, &format!("s3 cp {object} -")));
+    ui.detail(&aws(
+        &us.keys,
+        &us.s3,
+        &format!("s3api get-object --bucket {BUCKET} --key {KEY} /dev/stdout"),
+    ));
     ui.say("Straight from the store (the provider's keys: ciphertext):");
     ui.detail(&aws(
         &world.store_keys,
@@ -184,11 +189,11 @@ fn keep(ui: &Ui, world: &World, cleanup: &Cleanup) {
     ));
     ui.say("With curl, on the HTTP front (bearer token) and on the S3 front (SigV4):");
     ui.detail(&format!(
-        "curl -H 'Authorization: Bearer {}' http://{}/{BUCKET}/aoife@example.ie/INBOX/0001.eml",
+        "curl -H 'Authorization: Bearer {}' http://{}/{BUCKET}/{KEY}",
         ie.token, ie.http
     ));
     ui.detail(&format!(
-        "curl --aws-sigv4 aws:amz:{S3_REGION}:s3 --user '{}:{}' \\\n         http://{}/{BUCKET}/aoife@example.ie/INBOX/0001.eml",
+        "curl --aws-sigv4 aws:amz:{S3_REGION}:s3 --user '{}:{}' \\\n         -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' http://{}/{BUCKET}/{KEY}",
         ie.keys.access, ie.keys.secret, ie.s3
     ));
     ui.say("The Irish custodian's records:");
