@@ -14,11 +14,16 @@ use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use custodia_tests::custodia_bin;
 use custodia_tests::gateway::curl;
 use custodia_tests::s3::aws;
+
+/// One demo at a time: each test checks afterwards that its servers' ports are closed, which
+/// another demo starting meanwhile could reopen.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// The scratch directory the demo announces in its second line.
 fn scratch_dir(out: &str) -> PathBuf {
@@ -61,6 +66,9 @@ fn assert_all_stopped(out: &str) {
 
 #[test]
 fn demo_tells_the_story_checks_every_step_and_cleans_up() {
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let started = Instant::now();
     let out = Command::new(custodia_bin())
         .arg("demo")
@@ -152,6 +160,9 @@ fn field(line: &str, label: &str) -> String {
 
 #[test]
 fn demo_keep_serves_aws_and_curl_until_interrupted() {
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut child = Command::new(custodia_bin())
         .args(["demo", "--keep"])
         .env("CUSTODIA_LOG", "warn")
@@ -271,7 +282,7 @@ fn demo_keep_serves_aws_and_curl_until_interrupted() {
     std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(0), "demo --keep after SIGINT:\n{rest}");
-    assert!(rest.contains("removed"), "{rest}");
+    assert!(rest.contains("Servers and store stopped"), "{rest}");
     assert!(!dir.exists(), "{} was not removed", dir.display());
     assert_all_stopped(&out);
 }

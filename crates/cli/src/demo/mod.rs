@@ -81,10 +81,10 @@ pub(crate) fn run(args: &DemoArgs) -> CliResult {
         say!();
     }
     drop(world);
-    let stopped = cleanup.run();
+    cleanup.run();
     drop(guard);
     ui.say(&format!(
-        "Stopped {stopped} servers and the embedded store; removed {}.",
+        "Servers and store stopped; {} removed.",
         cleanup.dir().display()
     ));
     outcome

@@ -55,18 +55,14 @@ impl Cleanup {
     }
 
     /// Stops every server (SIGKILL, then waits for it) and removes the directory. Only the
-    /// first call does anything. Returns how many servers were still running.
-    pub(crate) fn run(&self) -> usize {
+    /// first call does anything.
+    pub(crate) fn run(&self) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if state.done {
-            return 0;
+            return;
         }
         state.done = true;
-        let mut running = 0;
         for (_, child) in &mut state.children {
-            if matches!(child.try_wait(), Ok(None)) {
-                running += 1;
-            }
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -74,7 +70,6 @@ impl Cleanup {
         if let Some(dir) = state.dir.take() {
             let _ = dir.close();
         }
-        running
     }
 
     /// The servers that exited on their own (name and status), for diagnostics.
