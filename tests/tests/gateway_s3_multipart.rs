@@ -164,3 +164,389 @@ fn awscli_multipart_round_trips_with_exact_sizes_and_ranges() {
     );
     assert!(std::fs::read(&back5).unwrap() == data);
 }
+
+const MIB: usize = 1024 * 1024;
+/// Stores refuse non-final parts under 5 MiB (S3's minimum).
+const PART: usize = 5 * MIB;
+
+struct Mp {
+    _w: custodia_tests::world::World,
+    tmp: tempfile::TempDir,
+    store: S3sFs,
+    _gw: GatewayProc,
+    ep: std::net::SocketAddr,
+}
+
+fn mp_setup() -> Mp {
+    let w = world();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = S3sFs::start(&tmp.path().join("s3"));
+    let gwdir = tmp.path().join("gw");
+    let gw = GatewayProc::start(&gwdir, &s3_gateway_config(&w, &w.gw_ie, store.addr, &gwdir));
+    let ep = gw.s3.unwrap();
+    ok(&aws(ep, &["s3", "mb", "s3://mail"], None), "mb");
+    Mp {
+        _w: w,
+        tmp,
+        store,
+        _gw: gw,
+        ep,
+    }
+}
+
+impl Mp {
+    fn api(&self, args: &[&str]) -> std::process::Output {
+        let mut all = vec!["s3api"];
+        all.extend_from_slice(args);
+        aws(self.ep, &all, None)
+    }
+
+    fn json(&self, args: &[&str], what: &str) -> serde_json::Value {
+        let out = ok(&self.api(args), what);
+        if out.trim().is_empty() {
+            return serde_json::Value::Null;
+        }
+        serde_json::from_str(&out).unwrap()
+    }
+
+    fn file(&self, name: &str, data: &[u8]) -> String {
+        let p = self.tmp.path().join(name);
+        std::fs::write(&p, data).unwrap();
+        p.to_str().unwrap().to_owned()
+    }
+
+    fn create(&self, key: &str) -> String {
+        let v = self.json(
+            &["create-multipart-upload", "--bucket", "mail", "--key", key],
+            "create",
+        );
+        v["UploadId"].as_str().unwrap().to_owned()
+    }
+
+    fn part(&self, key: &str, id: &str, n: u32, data: &[u8]) -> String {
+        let f = self.file(&format!("part-{n}"), data);
+        let v = self.json(
+            &[
+                "upload-part",
+                "--bucket",
+                "mail",
+                "--key",
+                key,
+                "--upload-id",
+                id,
+                "--part-number",
+                &n.to_string(),
+                "--body",
+                &f,
+            ],
+            "upload-part",
+        );
+        v["ETag"].as_str().unwrap().to_owned()
+    }
+
+    fn complete(&self, key: &str, id: &str, parts: &[(u32, &str)]) -> std::process::Output {
+        let list: Vec<serde_json::Value> = parts
+            .iter()
+            .map(|(n, e)| serde_json::json!({"PartNumber": n, "ETag": e}))
+            .collect();
+        let doc = serde_json::json!({ "Parts": list }).to_string();
+        let f = self.file("complete.json", doc.as_bytes());
+        self.api(&[
+            "complete-multipart-upload",
+            "--bucket",
+            "mail",
+            "--key",
+            key,
+            "--upload-id",
+            id,
+            "--multipart-upload",
+            &format!("file://{f}"),
+        ])
+    }
+
+    fn download(&self, key: &str) -> Option<Vec<u8>> {
+        let out = self.tmp.path().join("download");
+        let _ = std::fs::remove_file(&out);
+        let r = aws(
+            self.ep,
+            &[
+                "s3",
+                "cp",
+                &format!("s3://mail/{key}"),
+                out.to_str().unwrap(),
+            ],
+            None,
+        );
+        r.status.success().then(|| std::fs::read(&out).unwrap())
+    }
+
+    fn stored(&self, key: &str) -> std::path::PathBuf {
+        self.store.root.join("mail").join(key)
+    }
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn parts_resent_resumed_aborted_and_bad_completions() {
+    let m = mp_setup();
+    let key = "aoife@example.ie/mp.eml";
+    let p1 = body(PART);
+    let p2 = vec![b'B'; PART];
+    let p3 = b"the last part".to_vec();
+    let id = m.create(key);
+    let e1 = m.part(key, &id, 1, &p1);
+    // Part 2 sent twice with the same bytes: sealed afresh each time (no key or nonce reuse).
+    let _ = m.part(key, &id, 2, &p2);
+    let first: Vec<Vec<u8>> = files_under(&m.store.root)
+        .iter()
+        .filter(|p| std::fs::metadata(p).unwrap().len() > PART as u64)
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let e2 = m.part(key, &id, 2, &p2);
+    let second: Vec<Vec<u8>> = files_under(&m.store.root)
+        .iter()
+        .filter(|p| std::fs::metadata(p).unwrap().len() > PART as u64)
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    // Same plaintext, sent again: had a key and nonce been reused, the stored part would be
+    // byte-for-byte the same. Exactly one stored part (the re-sent one) changed.
+    assert_eq!(first.len(), second.len());
+    let changed = second.iter().filter(|b| !first.contains(b)).count();
+    assert_eq!(changed, 1, "a re-sent part must be sealed with fresh keys");
+    assert!(!store_contains(&m.store.root, b"BBBBBBBBBBBBBBBB"));
+    // Resume: list the parts uploaded so far (plaintext sizes), then finish.
+    let parts = m.json(
+        &[
+            "list-parts",
+            "--bucket",
+            "mail",
+            "--key",
+            key,
+            "--upload-id",
+            &id,
+        ],
+        "list-parts",
+    );
+    let sizes: Vec<u64> = parts["Parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["Size"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes, vec![PART as u64, PART as u64]);
+    let e3 = m.part(key, &id, 3, &p3);
+    // A gap, a wrong order, a wrong ETag: clear errors, nothing completed.
+    let gap = m.complete(key, &id, &[(1, &e1), (3, &e3)]);
+    assert!(!gap.status.success());
+    assert!(
+        stderr(&gap).contains("InvalidPartOrder") || stderr(&gap).contains("without gaps"),
+        "{}",
+        stderr(&gap)
+    );
+    let order = m.complete(key, &id, &[(2, &e2), (1, &e1), (3, &e3)]);
+    assert!(!order.status.success());
+    let wrong = m.complete(key, &id, &[(1, &e2), (2, &e2), (3, &e3)]);
+    assert!(!wrong.status.success(), "a part's ETag must match");
+    assert!(m.download(key).is_none());
+    ok(
+        &m.complete(key, &id, &[(1, &e1), (2, &e2), (3, &e3)]),
+        "complete",
+    );
+    let mut want = p1.clone();
+    want.extend_from_slice(&p2);
+    want.extend_from_slice(&p3);
+    assert!(m.download(key) == Some(want), "completed object");
+    // Non-uniform part sizes are refused with a clear error.
+    let key2 = "aoife@example.ie/uneven.eml";
+    let id2 = m.create(key2);
+    let f1 = m.part(key2, &id2, 1, &body(PART + 65_536));
+    let f2 = m.part(key2, &id2, 2, &body(PART));
+    let f3 = m.part(key2, &id2, 3, b"x");
+    let uneven = m.complete(key2, &id2, &[(1, &f1), (2, &f2), (3, &f3)]);
+    assert!(!uneven.status.success());
+    assert!(stderr(&uneven).contains("one size"), "{}", stderr(&uneven));
+    // Abort: the upload is gone, its parts can no longer be sent.
+    ok(
+        &m.api(&[
+            "abort-multipart-upload",
+            "--bucket",
+            "mail",
+            "--key",
+            key2,
+            "--upload-id",
+            &id2,
+        ]),
+        "abort",
+    );
+    // s3s-fs does not implement ListMultipartUploads: the gateway says so (501), it does not
+    // pretend; on stores that do, the aborted upload is gone.
+    let listed = m.api(&["list-multipart-uploads", "--bucket", "mail"]);
+    if listed.status.success() {
+        let uploads: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap_or_default();
+        assert!(
+            uploads["Uploads"]
+                .as_array()
+                .is_none_or(|u| u.iter().all(|x| x["UploadId"] != id2.as_str())),
+            "{uploads}"
+        );
+    } else {
+        assert!(
+            stderr(&listed).contains("NotImplemented"),
+            "{}",
+            stderr(&listed)
+        );
+    }
+    let f = m.file("late", b"late");
+    let late = m.api(&[
+        "upload-part",
+        "--bucket",
+        "mail",
+        "--key",
+        key2,
+        "--upload-id",
+        &id2,
+        "--part-number",
+        "4",
+        "--body",
+        &f,
+    ]);
+    assert!(!late.status.success());
+}
+
+#[test]
+fn store_side_part_attacks_fail() {
+    let m = mp_setup();
+    let profile = custodia_envelope::Profile::DEFAULT;
+    let full = usize::try_from(profile.sealed_len(PART as u64).unwrap()).unwrap();
+    let parts = [
+        body(PART),
+        vec![b'C'; PART],
+        b"tail of the message".to_vec(),
+    ];
+    let upload = |key: &str| {
+        let id = m.create(key);
+        let etags: Vec<String> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| m.part(key, &id, u32::try_from(i + 1).unwrap(), p))
+            .collect();
+        let list: Vec<(u32, &str)> = etags
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (u32::try_from(i + 1).unwrap(), e.as_str()))
+            .collect();
+        ok(&m.complete(key, &id, &list), "complete");
+    };
+    let key = "aoife@example.ie/victim.eml";
+    upload(key);
+    upload("aoife@example.ie/other.eml");
+    let original = std::fs::read(m.stored(key)).unwrap();
+    assert_eq!(
+        original.len(),
+        2 * full + usize::try_from(profile.sealed_len(19).unwrap()).unwrap()
+    );
+    let mut whole = parts[0].clone();
+    whole.extend_from_slice(&parts[1]);
+    whole.extend_from_slice(&parts[2]);
+    assert!(m.download(key) == Some(whole.clone()));
+    let attacks: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "drop part 2",
+            [&original[..full], &original[2 * full..]].concat(),
+        ),
+        (
+            "swap parts 1 and 2",
+            [
+                &original[full..2 * full],
+                &original[..full],
+                &original[2 * full..],
+            ]
+            .concat(),
+        ),
+        (
+            "duplicate part 1",
+            [&original[..full], &original[..full], &original[2 * full..]].concat(),
+        ),
+        ("drop the last part", original[..2 * full].to_vec()),
+        (
+            "truncate the last part",
+            original[..original.len() - 5].to_vec(),
+        ),
+        ("flip a bit in part 3", {
+            let mut b = original.clone();
+            let i = b.len() - 3;
+            b[i] ^= 1;
+            b
+        }),
+        ("append bytes", [&original[..], b"extra"].concat()),
+    ];
+    for (what, bytes) in attacks {
+        std::fs::write(m.stored(key), &bytes).unwrap();
+        let got = m.download(key);
+        assert!(
+            got.is_none(),
+            "{what}: served {:?} bytes",
+            got.map(|g| g.len())
+        );
+        // A range inside part 2 is still served when only part 3 was damaged; every change
+        // of layout or of part 2 fails it.
+        let out = m.tmp.path().join("r");
+        let r = format!("bytes={}-{}", PART, PART + 10);
+        let range = m.api(&[
+            "get-object",
+            "--bucket",
+            "mail",
+            "--key",
+            key,
+            "--range",
+            &r,
+            out.to_str().unwrap(),
+        ]);
+        if what == "flip a bit in part 3" {
+            ok(&range, "range in an intact part");
+            assert_eq!(std::fs::read(&out).unwrap(), parts[1][..=10]);
+        } else {
+            assert!(!range.status.success(), "{what}: a range was served");
+        }
+    }
+    // A part swapped in from another multipart object (same key name binding, other upload).
+    let other = std::fs::read(m.stored("aoife@example.ie/other.eml")).unwrap();
+    std::fs::write(
+        m.stored(key),
+        [
+            &original[..full],
+            &other[full..2 * full],
+            &original[2 * full..],
+        ]
+        .concat(),
+    )
+    .unwrap();
+    assert!(
+        m.download(key).is_none(),
+        "a part of another upload was served"
+    );
+    // The layout record of another object put in place of this one's.
+    std::fs::write(m.stored(key), &original).unwrap();
+    assert!(m.download(key).is_some());
+    let layouts: Vec<std::path::PathBuf> =
+        files_under(&m.store.root.join("mail").join(".custodia"))
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains("layout"))
+            .collect();
+    let mine = layouts
+        .iter()
+        .find(|p| p.to_string_lossy().contains("victim.eml"))
+        .unwrap();
+    let theirs = layouts
+        .iter()
+        .find(|p| p.to_string_lossy().contains("other.eml"))
+        .unwrap();
+    std::fs::copy(theirs, mine).unwrap();
+    assert!(
+        m.download(key).is_none(),
+        "another object's layout was accepted"
+    );
+}

@@ -76,6 +76,17 @@ pub enum Error {
     /// The upstream store failed or answered something unexpected.
     #[error("upstream store: {0}")]
     Upstream(String),
+    /// The upstream store refused the request as the client's fault (a 4xx with an S3
+    /// error code, e.g. `EntityTooSmall` for a multipart part under the store's minimum).
+    #[error("the store refused the request: {code}: {message}")]
+    StoreRefused {
+        /// The store's status.
+        status: u16,
+        /// The store's error code.
+        code: String,
+        /// The store's message, if any.
+        message: String,
+    },
     /// The upstream store could not be reached: retry later.
     #[error("upstream store unavailable: {0}")]
     UpstreamUnavailable(String),
@@ -123,6 +134,9 @@ impl Error {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::StoreRefused { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
+            }
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::NotModified => StatusCode::NOT_MODIFIED,
@@ -155,6 +169,7 @@ impl Error {
             Self::Tampered(_) => "ObjectVerificationFailed",
             Self::CustodianUnavailable(_) | Self::UpstreamUnavailable(_) => "ServiceUnavailable",
             Self::TooLarge(_) => "EntityTooLarge",
+            Self::StoreRefused { .. } => "StoreRefused",
             Self::NotImplemented(_) => "NotImplemented",
             Self::PreconditionFailed => "PreconditionFailed",
             Self::NotModified => "NotModified",

@@ -247,12 +247,17 @@ impl Gateway {
                     "no bearer tokens configured",
                 ));
             }
-            let front = Arc::new(HttpFront::new(
-                self.objects.clone(),
-                &tokens,
-                self.metrics.clone(),
-                self.config.limits.max_concurrent_requests,
-            ));
+            let front = Arc::new(
+                HttpFront::new(
+                    self.objects.clone(),
+                    &tokens,
+                    self.metrics.clone(),
+                    self.config.limits.max_concurrent_requests,
+                )
+                .body_idle_timeout(Duration::from_secs(
+                    self.config.limits.idle_timeout_secs.max(1),
+                )),
+            );
             let service = hyper::service::service_fn(move |req| front.clone().handle(req));
             tasks.push(tokio::spawn(crate::server::serve(
                 listener,

@@ -72,19 +72,26 @@ impl Layout {
     }
 }
 
-/// The ETag a client gets for a part: the store's part ETag (of sealed bytes), hex-encoded
-/// behind a `p-` prefix, so CompleteMultipartUpload can name the store's parts without any
-/// state in the gateway; not shaped like an MD5 and not derived from plaintext.
+/// The ETag a client gets for part `number`: the part number and the store's part ETag (of
+/// sealed bytes), hex-encoded behind a `p-` prefix, so CompleteMultipartUpload can name the
+/// store's parts without any state in the gateway and a part listed under another number
+/// is refused even where the store does not list part ETags; not shaped like an MD5 and not
+/// derived from plaintext.
 #[must_use]
-pub(crate) fn part_etag(store_etag: &str) -> String {
+pub(crate) fn part_etag(number: u32, store_etag: &str) -> String {
     let inner = store_etag.trim().trim_matches('"');
-    format!("\"p-{}\"", hex::encode(inner.as_bytes()))
+    format!(
+        "\"p-{}\"",
+        hex::encode(format!("{number}:{inner}").as_bytes())
+    )
 }
 
-/// The store's part ETag inside a [`part_etag`].
-fn store_part_etag(client_etag: &str) -> Option<String> {
+/// The part number and store ETag inside a [`part_etag`].
+fn store_part_etag(client_etag: &str) -> Option<(u32, String)> {
     let hexed = client_etag.trim().trim_matches('"').strip_prefix("p-")?;
-    String::from_utf8(hex::decode(hexed).ok()?).ok()
+    let text = String::from_utf8(hex::decode(hexed).ok()?).ok()?;
+    let (n, etag) = text.split_once(':')?;
+    Some((n.parse().ok()?, etag.to_owned()))
 }
 
 fn tampered(what: &'static str) -> Error {
@@ -261,7 +268,7 @@ impl Objects {
             .upload_part(bucket, key, upload, number, stored_len, body)
             .await
         {
-            Ok(etag) => Ok(etag.as_deref().map(part_etag)),
+            Ok(etag) => Ok(etag.as_deref().map(|e| part_etag(number, e))),
             Err(e) => Err(failure.take().unwrap_or(e)),
         }
     }
@@ -303,10 +310,11 @@ impl Objects {
             })?;
             let bad_etag =
                 || Error::BadRequest(format!("InvalidPart: part {n}'s ETag does not match"));
-            let from_client = etag
-                .as_deref()
-                .map(|e| store_part_etag(e).ok_or_else(bad_etag))
-                .transpose()?;
+            let from_client = match etag.as_deref().map(store_part_etag) {
+                None => None,
+                Some(Some((number, e))) if number == *n => Some(e),
+                Some(_) => return Err(bad_etag()),
+            };
             let store_etag = match (&p.etag, from_client) {
                 (Some(s), Some(c)) if s.trim_matches('"') != c.trim_matches('"') => {
                     return Err(bad_etag());
@@ -429,7 +437,9 @@ impl Objects {
                 (
                     p.number,
                     size,
-                    p.etag.as_deref().map_or_else(String::new, part_etag),
+                    p.etag
+                        .as_deref()
+                        .map_or_else(String::new, |e| part_etag(p.number, e)),
                 )
             })
             .collect())

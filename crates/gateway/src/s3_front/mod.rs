@@ -56,6 +56,9 @@ pub(crate) fn s3_error(e: &Error) -> S3Error {
         Error::CustodianUnavailable(_) | Error::UpstreamUnavailable(_) => {
             S3ErrorCode::ServiceUnavailable
         }
+        Error::StoreRefused { code, .. } => {
+            S3ErrorCode::from_str(code).unwrap_or(S3ErrorCode::InvalidRequest)
+        }
         other => S3ErrorCode::from_str(other.code()).unwrap_or(S3ErrorCode::InternalError),
     };
     let mut err = S3Error::with_message(code, e.to_string());
@@ -220,6 +223,8 @@ impl S3Gateway {
         let got = self
             .objects
             .get(&input.bucket, &input.key, range_spec(input.range))
+            .await?
+            .first_verified()
             .await?;
         check_conditions(
             &got.info,

@@ -276,6 +276,28 @@ pub(crate) async fn upstream_status(
         .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
         .unwrap_or_default();
     let detail: String = body.chars().filter(|c| !c.is_control()).take(300).collect();
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = body.find(&open)? + open.len();
+        let end = body[start..].find("</")? + start;
+        Some(body[start..end].to_owned())
+    };
+    if status.is_client_error()
+        && status != StatusCode::FORBIDDEN
+        && let Some(code) = tag("Code")
+    {
+        // A request the store finds wrong for its own rules (part sizes, bucket names...):
+        // the client's to fix, so it keeps its code. 403 stays internal: the gateway's own
+        // credentials are the store's business, not the client's.
+        return Error::StoreRefused {
+            status: status.as_u16(),
+            code,
+            message: tag("Message").unwrap_or_default(),
+        };
+    }
+    if status == StatusCode::NOT_IMPLEMENTED {
+        return Error::NotImplemented(format!("the store does not implement this: {detail}"));
+    }
     if status.is_server_error() {
         Error::UpstreamUnavailable(format!("{status}: {detail}"))
     } else {
