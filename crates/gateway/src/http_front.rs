@@ -376,8 +376,12 @@ pub fn error_response(e: &Error, head: bool) -> Response<UpBody> {
     r
 }
 
-/// `/{bucket}/{key}`, percent-decoded.
-fn split_path(path: &str) -> Result<(String, String)> {
+/// `/{bucket}/{key}`, percent-decoded: the HTTP front's request path parser.
+///
+/// # Errors
+/// [`Error::BadRequest`] for a path that is not UTF-8, lacks a bucket or key, or has dot
+/// segments.
+pub fn split_path(path: &str) -> Result<(String, String)> {
     let decoded = percent_encoding::percent_decode_str(path)
         .decode_utf8()
         .map_err(|_| Error::BadRequest("the path is not UTF-8".into()))?;

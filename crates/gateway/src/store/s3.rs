@@ -369,7 +369,14 @@ impl S3Store {
     }
 }
 
-/// Parses a `ListBucketResult` (V1 or V2).
+/// Parses a `ListBucketResult` (V1 or V2) from the store.
+///
+/// # Errors
+/// [`Error::Upstream`] for a malformed listing.
+pub fn parse_listing(body: &[u8]) -> Result<ListPage> {
+    parse_list(body)
+}
+
 fn parse_list(body: &[u8]) -> Result<ListPage> {
     let mut page = ListPage::default();
     let mut d = s3s::xml::Deserializer::new(body);
