@@ -1,36 +1,11 @@
-//! The S3 front with unchanged awscli against a real S3 store (s3s-fs): bucket and object
-//! operations with plaintext semantics, exact sizes in listings, ranges, metadata, copy,
-//! presigned URLs, auth failures and refusals; the store only ever holds ciphertext.
+//! The S3 front with unchanged awscli against real S3 stores (s3s-fs, and Garage): bucket
+//! and object operations with plaintext semantics, exact sizes in listings, ranges, metadata,
+//! copy, presigned URLs, auth failures and refusals; the store only ever holds ciphertext.
+//! Each test body runs once per store.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use custodia_tests::gateway::{GatewayProc, curl, store_contains};
-use custodia_tests::s3::{S3sFs, aws, ok, s3_gateway_config};
-use custodia_tests::world::world;
-
-struct Setup {
-    _w: custodia_tests::world::World,
-    _tmp: tempfile::TempDir,
-    store: S3sFs,
-    gw: GatewayProc,
-    files: std::path::PathBuf,
-}
-
-fn setup() -> Setup {
-    let w = world();
-    let tmp = tempfile::tempdir().unwrap();
-    let store = S3sFs::start(&tmp.path().join("s3"));
-    let cfg = s3_gateway_config(&w, &w.gw_ie, store.addr, &tmp.path().join("gw"));
-    let gw = GatewayProc::start(&tmp.path().join("gw"), &cfg);
-    let files = tmp.path().join("files");
-    std::fs::create_dir_all(&files).unwrap();
-    Setup {
-        _w: w,
-        _tmp: tmp,
-        store,
-        gw,
-        files,
-    }
-}
+use custodia_tests::gateway::curl;
+use custodia_tests::s3::{S3Setup, StoreKind, aws, make_bucket, ok};
 
 fn marker_body(len: usize, seed: u8) -> Vec<u8> {
     let marker = format!("SECRET-MAIL-{seed:03}-");
@@ -44,10 +19,19 @@ fn marker_body(len: usize, seed: u8) -> Vec<u8> {
 }
 
 #[test]
-fn awscli_round_trips_lists_ranges_copies_and_stores_only_ciphertext() {
-    let s = setup();
-    let ep = s.gw.s3.unwrap();
-    ok(&aws(ep, &["s3", "mb", "s3://mail"], None), "mb");
+fn awscli_round_trips_lists_ranges_copies_and_stores_only_ciphertext_s3s_fs() {
+    awscli_round_trips(StoreKind::S3sFs);
+}
+
+#[test]
+fn awscli_round_trips_lists_ranges_copies_and_stores_only_ciphertext_garage() {
+    awscli_round_trips(StoreKind::Garage);
+}
+
+fn awscli_round_trips(kind: StoreKind) {
+    let s = S3Setup::start(kind);
+    let ep = s.ep();
+    make_bucket(ep, &s.store, "mail");
     let sizes = [0usize, 1, 65_535, 65_536, 65_537, 300_000];
     for (i, &n) in sizes.iter().enumerate() {
         let f = s.files.join(format!("m{i}"));
@@ -212,11 +196,23 @@ fn awscli_round_trips_lists_ranges_copies_and_stores_only_ciphertext() {
     let got = curl(&["-H", "Authorization-Unused: x", url.trim()]);
     assert_eq!(got.status, 200, "{:?}", String::from_utf8_lossy(&got.body));
     assert_eq!(got.body, b"hello with metadata");
-    // Only ciphertext reached the store.
-    assert!(!store_contains(&s.store.root, b"SECRET-MAIL-007"));
-    assert!(!store_contains(&s.store.root, b"hello with metadata"));
-    assert!(!store_contains(&s.store.root, b"message/rfc822"));
-    assert!(!store_contains(&s.store.root, b"INBOX\""));
+    // Only ciphertext reached the store, and what is there opens with the SDK directly.
+    let mut uploaded: Vec<_> = (0..sizes.len())
+        .map(|i| s.files.join(format!("m{i}")))
+        .collect();
+    uploaded.retain(|f| std::fs::metadata(f).unwrap().len() > 0);
+    uploaded.push(f.clone());
+    s.assert_no_plaintext(
+        &[
+            "SECRET-MAIL-007",
+            "hello with metadata",
+            "message/rfc822",
+            "INBOX\"",
+        ],
+        &uploaded,
+    );
+    s.assert_opens_from_store("mail", key, &marker_body(300_000, 7));
+    s.assert_opens_from_store("mail", "aoife@example.ie/copy", b"hello with metadata");
     // rm, then the object is gone.
     ok(
         &aws(ep, &["s3", "rm", "s3://mail/aoife@example.ie/m"], None),
@@ -238,10 +234,19 @@ fn awscli_round_trips_lists_ranges_copies_and_stores_only_ciphertext() {
 }
 
 #[test]
-fn bad_credentials_and_unrouted_keys_are_refused_and_nothing_is_written() {
-    let s = setup();
-    let ep = s.gw.s3.unwrap();
-    ok(&aws(ep, &["s3", "mb", "s3://mail"], None), "mb");
+fn bad_credentials_and_unrouted_keys_are_refused_and_nothing_is_written_s3s_fs() {
+    refusals(StoreKind::S3sFs);
+}
+
+#[test]
+fn bad_credentials_and_unrouted_keys_are_refused_and_nothing_is_written_garage() {
+    refusals(StoreKind::Garage);
+}
+
+fn refusals(kind: StoreKind) {
+    let s = S3Setup::start(kind);
+    let ep = s.ep();
+    make_bucket(ep, &s.store, "mail");
     let f = s.files.join("x");
     std::fs::write(&f, b"SECRET-NOT-WRITTEN").unwrap();
     let wrong = aws(
@@ -284,7 +289,7 @@ fn bad_credentials_and_unrouted_keys_are_refused_and_nothing_is_written() {
     );
     let other_bucket = aws(ep, &["s3", "mb", "s3://unrouted"], None);
     assert!(!other_bucket.status.success());
-    assert!(!store_contains(&s.store.root, b"SECRET-NOT-WRITTEN"));
+    s.assert_no_plaintext(&["SECRET-NOT-WRITTEN"], std::slice::from_ref(&f));
     let ls = ok(
         &aws(ep, &["s3", "ls", "--recursive", "s3://mail/"], None),
         "ls",
