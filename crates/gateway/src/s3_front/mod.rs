@@ -729,7 +729,18 @@ pub fn service(
                     _ => {}
                 }
             }
-            let resp = match hyper::service::Service::call(&s3, req).await {
+            // A 100-continue request with an empty body is answered without hyper ever
+            // sending `100 Continue`; botocore then misreads the next response on that
+            // connection (a 60 s stall). Closing the connection after it avoids that.
+            let expect_empty = req
+                .headers()
+                .get(http::header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+                && req
+                    .headers()
+                    .get(http::header::CONTENT_LENGTH)
+                    .is_some_and(|v| v.as_bytes() == b"0");
+            let mut resp = match hyper::service::Service::call(&s3, req).await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(error = ?e, "s3 request failed");
@@ -738,6 +749,12 @@ pub fn service(
                     r
                 }
             };
+            if expect_empty {
+                resp.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
             metrics.request(
                 "s3",
                 op,
