@@ -543,6 +543,78 @@ def sdk_section(data, runs, w, summary) -> None:
     w("")
 
 
+
+def gateway_section(crit: Path, rss_json: Path, w, summary) -> bool:
+    """The "Gateway" section from `benches/gateway.rs` (criterion baseline `new`, one run)."""
+    def med(*parts):
+        est = crit.joinpath(*parts, "new", "estimates.json")
+        if not est.exists():
+            return None
+        return json.loads(est.read_text())["median"]["point_estimate"]
+
+    if med("gw_s3", "put_multipart", "gateway") is None and med("gw_http", "put_gateway_1MiB", "c1") is None:
+        return False
+    w("## Gateway (real processes: gateway, nginx WebDAV / s3s-fs, custodian)")
+    w("")
+    w("`cargo bench -p custodia-bench --bench gateway` (release `custodia`; stores on tmpfs). "
+      "HTTP: PUT/GET through the gateway's HTTP front vs through a plain pass-through proxy "
+      "(hyper, streaming, no crypto) to the same nginx; `cN` = N requests in flight per "
+      "iteration; GETs re-read hot objects (warm DEK cache). S3: a 32 MiB object uploaded "
+      "awscli-style (4 × 8 MiB parts in parallel) and 1 MiB ranged GETs crossing part "
+      "boundaries, to s3s-fs directly, through the proxy, through the gateway's S3 front. "
+      "Ratio = pass-through time / gateway time (higher is better).")
+    w("")
+    w("| operation | size | clients | pass-through | gateway | ratio |")
+    w("| --- | --- | ---: | ---: | ---: | ---: |")
+    ratios = {}
+    for op in ("put", "get"):
+        for size in ("75KiB", "1MiB"):
+            for c in ("c1", "c8"):
+                p = med("gw_http", f"{op}_passthrough_{size}", c)
+                g = med("gw_http", f"{op}_gateway_{size}", c)
+                if p is None or g is None:
+                    continue
+                ratios[(op, size, c)] = p / g
+                w(f"| HTTP {op.upper()} | {size} | {c[1:]} | {fmt_time(p)} | {fmt_time(g)} | "
+                  f"{100 * p / g:.1f} % |")
+    for op, label in (("put_multipart", "S3 multipart PUT (4 × 8 MiB)"), ("get_range", "S3 ranged GET (1 MiB)")):
+        d = med("gw_s3", op, "direct")
+        p = med("gw_s3", op, "passthrough")
+        g = med("gw_s3", op, "gateway")
+        if None in (d, p, g):
+            continue
+        ratios[("s3", op)] = p / g
+        w(f"| {label} (store direct: {fmt_time(d)}) | | 1 | {fmt_time(p)} | {fmt_time(g)} | "
+          f"{100 * p / g:.1f} % |")
+    w("")
+    rss = None
+    if rss_json.exists():
+        rss = json.loads(rss_json.read_text())
+        w(f"Peak RSS of the gateway process (`VmHWM`) after streaming a 1 GiB object through its "
+          f"HTTP front (PUT {rss['put_seconds']:.1f} s, GET {rss['get_seconds']:.1f} s): "
+          f"**{rss['gateway_vm_hwm_kib_after'] / 1024:.1f} MiB** (it was "
+          f"{rss['gateway_vm_hwm_kib_before'] / 1024:.1f} MiB before the 1 GiB object); the S3 "
+          f"gateway after the S3 runs: {rss['s3_gateway_vm_hwm_kib'] / 1024:.1f} MiB.")
+        w("")
+    for c in ("c1", "c8"):
+        worst = min(ratios.get(("put", "1MiB", c), 0), ratios.get(("get", "1MiB", c), 0))
+        if worst:
+            summary.append((f"gateway PUT/GET 1 MiB, {c[1:]} client(s)", "≥ 80 % of pass-through",
+                            f"{100 * worst:.0f} % (worse of PUT/GET)", "met" if worst >= 0.8 else "not met"))
+    if ("s3", "put_multipart") in ratios:
+        r = ratios[("s3", "put_multipart")]
+        summary.append(("gateway S3 8 MiB multipart PUT", "≥ 80 % of pass-through",
+                        f"{100 * r:.0f} %", "met" if r >= 0.8 else "not met"))
+    if ("s3", "get_range") in ratios:
+        r = ratios[("s3", "get_range")]
+        summary.append(("gateway S3 ranged GET (multipart object)", "≥ 80 % of pass-through",
+                        f"{100 * r:.0f} %", "met" if r >= 0.8 else "not met"))
+    if rss is not None:
+        mib = rss["gateway_vm_hwm_kib_after"] / 1024
+        summary.append(("gateway RSS with a 1 GiB object", "< 64 MiB", f"{mib:.1f} MiB",
+                        "met" if mib < 64 else "not met"))
+    return True
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--criterion-dir", type=Path,
@@ -576,7 +648,7 @@ def main() -> int:
     w = lines.append
     summary: list[tuple[str, str, str, str]] = []
 
-    w("# Custodia benchmarks: envelope, SDK and custodian")
+    w("# Custodia benchmarks: envelope, SDK, gateway and custodian")
     w("")
     w(f"Machine: {machine(args.pinned, args.since)}")
     w("")
@@ -697,6 +769,9 @@ def main() -> int:
         w("")
         w("Not measured in this run (`bench/run --no-sdk`, or no `sdk_*` estimates).")
         w("")
+
+    gateway_section(args.criterion_dir, args.criterion_dir.parent / "gateway-bench" / "rss.json",
+                    w, summary)
 
     if cust is not None:
         custodian_section(cust, w, summary)

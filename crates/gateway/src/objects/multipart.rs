@@ -647,8 +647,10 @@ impl Objects {
         let upload = layout.upload.clone();
         let failure = Failure::default();
         let fail = failure.clone();
+        // Each touched part needs its header and its chunks: both fetched at once (the chunk
+        // positions follow from the layout), and up to four parts in flight, in order.
         let body = futures_util::stream::iter(pieces)
-            .then(move |(i, offset, part_plain, lo, hi)| {
+            .map(move |(i, offset, part_plain, lo, hi)| {
                 let client = client.clone();
                 let store = store.clone();
                 let bucket = bucket_s.clone();
@@ -658,23 +660,26 @@ impl Objects {
                 async move {
                     let r: Result<BodyStream> = async {
                         let h = profile.header_size() as u64;
-                        let head = store.get(&bucket, &key, Some(offset..offset + h)).await?;
-                        let hb = collect(head.body, profile.header_size()).await?;
-                        let header = Header::parse(&hb).map_err(Error::Tampered)?;
-                        check_part(&header, &upload, &(i + 1).to_string())?;
-                        let binding = Binding::new(&bucket, &key).map_err(Error::Tampered)?;
-                        let unlocked = client.unlock(&header, &binding, None).await?;
-                        let chunks = header
-                            .profile()
+                        let chunks = profile
                             .chunk_range(part_plain, lo, hi)
                             .map_err(Error::Tampered)?;
-                        let part = store
-                            .get(
+                        let (head, part) = futures_util::future::try_join(
+                            store.get(&bucket, &key, Some(offset..offset + h)),
+                            store.get(
                                 &bucket,
                                 &key,
                                 Some(offset + chunks.stored_start..offset + chunks.stored_end),
-                            )
-                            .await?;
+                            ),
+                        )
+                        .await?;
+                        let hb = collect(head.body, profile.header_size()).await?;
+                        let header = Header::parse(&hb).map_err(Error::Tampered)?;
+                        if header.profile() != profile {
+                            return Err(tampered("a part with another profile"));
+                        }
+                        check_part(&header, &upload, &(i + 1).to_string())?;
+                        let binding = Binding::new(&bucket, &key).map_err(Error::Tampered)?;
+                        let unlocked = client.unlock(&header, &binding, None).await?;
                         codec::open_range_body(&unlocked, chunks, part.body, fail.clone())
                     }
                     .await;
@@ -685,6 +690,7 @@ impl Objects {
                     })
                 }
             })
+            .buffered(4)
             .try_flatten()
             .boxed();
         Ok(GetObject {
