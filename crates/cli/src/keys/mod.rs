@@ -35,7 +35,7 @@ pub(crate) enum KeysCommand {
     #[command(after_help = "\
 Examples:
   custodia keys init --regions ie,us --out keys
-  custodia keys init --regions ie,us,de --out /tmp/keys --base-port 9401 --force
+  custodia keys init --regions ie,us,de --out ./dev-keys --base-port 9401 --force
 
 Writes, for each region R: R/ca.pem (+ .key, .crl.pem), R/custodian.toml, R/custodian.pem
 (+ .key), R/kek.hex, R/data/keystore.json (marked insecure), R/clients/{gateway,admin,

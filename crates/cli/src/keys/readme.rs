@@ -31,40 +31,40 @@ pub(crate) fn readme(regions: &[(String, String, String)], command: &str, out_di
         out,
         "## Using it\n\n\
          ```sh\n\
-         cp -r {out_dir} /tmp/keys && chmod 600 /tmp/keys/*/kek.hex   # git does not keep mode 0600\n"
+         KEYS=$(mktemp -d)/keys && cp -r {out_dir} \"$KEYS\" && chmod 600 \"$KEYS\"/*/kek.hex   # git does not keep mode 0600\n"
     );
     for (r, _, _) in regions {
         let _ = writeln!(
             out,
-            "custodia custodian serve --dev --config /tmp/keys/{r}/custodian.toml &"
+            "custodia custodian serve --dev --config $KEYS/{r}/custodian.toml &"
         );
     }
     if let Some((r, c, _)) = regions.first() {
         let _ = write!(
             out,
             "\n# Seal for a mailbox of region {r}, open in region:\n\
-             echo hello | custodia seal --keys /tmp/keys --mailbox a@example.{r} --region {r} --object a/1.eml > 1.sealed\n\
-             custodia open --keys /tmp/keys --object a/1.eml < 1.sealed\n"
+             echo hello | custodia seal --keys $KEYS --mailbox a@example.{r} --region {r} --object a/1.eml > 1.sealed\n\
+             custodia open --keys $KEYS --object a/1.eml < 1.sealed\n"
         );
         if let Some((o, _, _)) = regions.get(1) {
             let _ = write!(
                 out,
                 "\n# The {o} gateway is refused (exit 4) until 2 of the 3 {r} approvers sign:\n\
-                 custodia open --keys /tmp/keys --caller {o} --object a/1.eml < 1.sealed\n\
-                 custodia approve new --keys /tmp/keys --region {r} --caller-cert /tmp/keys/{o}/clients/gateway-{o}.pem \\\n\
+                 custodia open --keys $KEYS --caller {o} --object a/1.eml < 1.sealed\n\
+                 custodia approve new --keys $KEYS --region {r} --caller-cert $KEYS/{o}/clients/gateway-{o}.pem \\\n\
                  \x20   --request-id REQ-1 --purpose 'court order' --mailbox a@example.{r} --out req.json\n\
-                 custodia approve sign --key /tmp/keys/{r}/approvers/{r}-approver-1.key req.json\n\
-                 custodia approve sign --key /tmp/keys/{r}/approvers/{r}-approver-2.key req.json\n\
-                 custodia approve show req.json --keys /tmp/keys --check\n\
-                 custodia open --keys /tmp/keys --caller {o} --approval req.json --object a/1.eml < 1.sealed\n"
+                 custodia approve sign --key $KEYS/{r}/approvers/{r}-approver-1.key req.json\n\
+                 custodia approve sign --key $KEYS/{r}/approvers/{r}-approver-2.key req.json\n\
+                 custodia approve show req.json --keys $KEYS --check\n\
+                 custodia open --keys $KEYS --caller {o} --approval req.json --object a/1.eml < 1.sealed\n"
             );
         }
         let _ = write!(
             out,
             "\n# Audit {r}/{c}: every decision above is in its verifiable log.\n\
-             custodia audit show --keys /tmp/keys --region {r} --details\n\
-             custodia audit verify --keys /tmp/keys --region {r} --save-checkpoint {r}-checkpoint.txt\n\
-             custodia report --keys /tmp/keys --region {r} --svg {r}-report.svg\n"
+             custodia audit show --keys $KEYS --region {r} --details\n\
+             custodia audit verify --keys $KEYS --region {r} --save-checkpoint {r}-checkpoint.txt\n\
+             custodia report --keys $KEYS --region {r} --svg {r}-report.svg\n"
         );
     }
     out.push_str(
