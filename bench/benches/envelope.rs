@@ -10,6 +10,16 @@
 //! * `object_open/SIZE` – `Header::parse` + `unwrap_with` + `unlock` + `open_in_place`.
 //! * `per_object/*` – one `wrap_share`, one `unwrap_share`, `new_header` with 1 and 2 recipients.
 //! * `message_seal/75KiB` – `seal()` of a 75 KiB message (allocating API, latency).
+//! * `aes_gcm_crate/{seal,open}/SIZE` – a peer: the RustCrypto `aes-gcm` crate over the same
+//!   bytes in the same 64 KiB pieces (`encrypt_inout_detached` / `decrypt_inout_detached`).
+//! * `recipients/{seal,open}/N` – a 1 MiB object sealed to N = 1, 2, 3 custodians of one
+//!   region (one HPKE wrap per recipient; opening needs every share, so N unwraps).
+//! * `scaling_cores/PATH/Nthreads` – only with `CUSTODIA_BENCH_CORES=1` (bench/run runs it
+//!   unpinned): N = 1 or 2 threads each sealing its own 16 MiB buffer at once; throughput is
+//!   all threads' bytes, so 2 threads on 2 cores ideally doubles it.
+//!
+//! Sizes are 4 KiB, 75 KiB, 1 MiB, 16 MiB and 256 MiB; `CUSTODIA_BENCH_QUICK=1` (bench/run
+//! --quick) leaves out 256 MiB.
 //!
 //! In-place benchmarks restore their input in `iter_batched` setup (`BatchSize::LargeInput`),
 //! so the restore copy is never timed. Key / codec-state construction is in the setup for the
@@ -49,6 +59,16 @@ const SIZES: [(&str, usize); 4] = [
     ("1MiB", 1 << 20),
     ("16MiB", 16 << 20),
 ];
+const HUGE: (&str, usize) = ("256MiB", 256 << 20);
+
+/// The measured sizes: `SIZES` and, unless `CUSTODIA_BENCH_QUICK` is set, 256 MiB.
+fn sizes() -> Vec<(&'static str, usize)> {
+    let mut v = SIZES.to_vec();
+    if std::env::var_os("CUSTODIA_BENCH_QUICK").is_none() {
+        v.push(HUGE);
+    }
+    v
+}
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -168,7 +188,7 @@ const CHUNK_KEY: [u8; 32] = [0x42; 32];
 fn raw_ring(c: &mut Criterion) {
     let key = ring_key(&CHUNK_KEY);
     let mut g = c.benchmark_group("raw_ring_aes256gcm");
-    for (name, size) in SIZES {
+    for (name, size) in sizes() {
         size_config(&mut g, size);
         let plain = plaintext(size);
         g.bench_function(BenchmarkId::new("seal", name), |b| {
@@ -221,9 +241,12 @@ fn raw_ring(c: &mut Criterion) {
     g.finish();
 }
 
-/// Per-size sampling: 20 flat samples for the large (multi-millisecond) inputs, 50 below.
+/// Per-size sampling: 10 flat samples at 256 MiB, 20 for the other large (multi-millisecond)
+/// inputs, 50 below.
 fn size_config(g: &mut BenchmarkGroup<'_, WallTime>, size: usize) {
-    if size >= 1 << 20 {
+    if size >= 256 << 20 {
+        g.sample_size(10).sampling_mode(SamplingMode::Flat);
+    } else if size >= 1 << 20 {
         g.sample_size(20).sampling_mode(SamplingMode::Flat);
     } else {
         g.sample_size(50).sampling_mode(SamplingMode::Auto);
@@ -239,7 +262,7 @@ fn chunk_codec(c: &mut Criterion) {
     let key = DerivedKey::from_bytes(CHUNK_KEY);
     let profile = Profile::DEFAULT;
     let mut g = c.benchmark_group("chunk_codec_seal");
-    for (name, size) in SIZES {
+    for (name, size) in sizes() {
         size_config(&mut g, size);
         let body = body_layout(&plaintext(size));
         g.bench_function(BenchmarkId::from_parameter(name), |b| {
@@ -256,7 +279,7 @@ fn chunk_codec(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("chunk_codec_open");
-    for (name, size) in SIZES {
+    for (name, size) in sizes() {
         size_config(&mut g, size);
         let mut sealed = body_layout(&plaintext(size));
         codec_seal(
@@ -298,7 +321,7 @@ fn objects(c: &mut Criterion) {
     let secrets = std::slice::from_ref(&fx.secret);
 
     let mut g = c.benchmark_group("object_seal");
-    for (name, size) in SIZES {
+    for (name, size) in sizes() {
         size_config(&mut g, size);
         let plain = plaintext(size);
         g.bench_function(BenchmarkId::from_parameter(name), |b| {
@@ -315,7 +338,7 @@ fn objects(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("object_open");
-    for (name, size) in SIZES {
+    for (name, size) in sizes() {
         size_config(&mut g, size);
         let plain = plaintext(size);
         let stored = seal(&opts, &plain, &mut rng).unwrap();
@@ -381,6 +404,221 @@ fn per_object(c: &mut Criterion) {
     g.bench_function("75KiB", |b| {
         b.iter(|| seal(&one, black_box(&msg), &mut rng).unwrap());
     });
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Peer: the RustCrypto aes-gcm crate over the same bytes and pieces as raw ring
+// ---------------------------------------------------------------------------------------------
+
+fn aes_gcm_crate(c: &mut Criterion) {
+    use aes_gcm::aead::{AeadInOut, KeyInit};
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(&CHUNK_KEY).unwrap();
+    let nonce = |counter: u64, last: bool| {
+        let mut n = [0u8; NONCE_LEN];
+        n[3..11].copy_from_slice(&counter.to_be_bytes());
+        n[11] = u8::from(last);
+        aes_gcm::Nonce::from(n)
+    };
+    let mut g = c.benchmark_group("aes_gcm_crate");
+    for (name, size) in sizes() {
+        size_config(&mut g, size);
+        let plain = plaintext(size);
+        g.bench_function(BenchmarkId::new("seal", name), |b| {
+            b.iter_batched(
+                || plain.clone(),
+                |mut buf| {
+                    let n = chunk_count(buf.len());
+                    for (i, piece) in buf.chunks_mut(CHUNK).enumerate() {
+                        let tag = cipher
+                            .encrypt_inout_detached(&nonce(i as u64, i + 1 == n), &[], piece.into())
+                            .unwrap();
+                        black_box(&tag);
+                    }
+                    buf
+                },
+                BatchSize::LargeInput,
+            );
+        });
+        // The same stored layout as raw ring's open (ct || tag per chunk), sealed by the codec,
+        // so this also checks that the aes-gcm crate opens what Custodia seals.
+        let mut sealed = body_layout(&plain);
+        codec_seal(
+            &mut ChunkSealer::new(&DerivedKey::from_bytes(CHUNK_KEY), Profile::DEFAULT).unwrap(),
+            &mut sealed,
+            size,
+        );
+        g.bench_function(BenchmarkId::new("open", name), |b| {
+            b.iter_batched(
+                || sealed.clone(),
+                |mut buf| {
+                    for (i, (off, len, last)) in body_chunks(size).enumerate() {
+                        let (ct, tag) = buf[off..off + len + TAG_LEN].split_at_mut(len);
+                        cipher
+                            .decrypt_inout_detached(
+                                &nonce(i as u64, last),
+                                &[],
+                                ct.into(),
+                                (&*tag).try_into().unwrap(),
+                            )
+                            .unwrap();
+                    }
+                    buf
+                },
+                BatchSize::LargeInput,
+            );
+        });
+    }
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Scaling with the number of recipients (custodians of one region)
+// ---------------------------------------------------------------------------------------------
+
+fn recipients(c: &mut Criterion) {
+    let mut rng = SystemRandomness::new();
+    let fx = Fixture::new(&mut rng);
+    let region = Region::new("ie").unwrap();
+    let (secrets, publics): (Vec<_>, Vec<_>) = ["dublin-1", "cork-1", "galway-1"]
+        .iter()
+        .map(|name| {
+            let secret = RecipientSecretKey::generate(&mut rng).unwrap();
+            let public = RecipientPublicKey {
+                id: RecipientId {
+                    region: region.clone(),
+                    custodian: CustodianName::new(name).unwrap(),
+                    key_id: secret.key_id().unwrap(),
+                    key_version: KeyVersion(1),
+                },
+                public_key: secret.public_key().unwrap(),
+            };
+            (secret, public)
+        })
+        .unzip();
+    let size = 1 << 20;
+    let plain = plaintext(size);
+    let mut g = c.benchmark_group("recipients");
+    size_config(&mut g, size);
+    for n in 1..=3usize {
+        let opts = fx.opts(&publics[..n]);
+        g.bench_function(BenchmarkId::new("seal", n), |b| {
+            b.iter_batched(
+                || seal_input(&plain),
+                |mut buf| {
+                    seal_in_place(&opts, &mut buf, &mut rng).unwrap();
+                    buf
+                },
+                BatchSize::LargeInput,
+            );
+        });
+        let stored = seal(&opts, &plain, &mut rng).unwrap();
+        let held = &secrets[..n];
+        g.bench_function(BenchmarkId::new("open", n), |b| {
+            b.iter_batched(
+                || stored.clone(),
+                |mut buf| {
+                    let header = Header::parse(&buf).unwrap();
+                    let shares = header.unwrap_with(held).unwrap();
+                    let unlocked = header.unlock(&shares, &fx.binding).unwrap();
+                    unlocked.open_in_place(&mut buf).unwrap();
+                    buf
+                },
+                BatchSize::LargeInput,
+            );
+        });
+        let header = Header::parse(&stored).unwrap();
+        assert_eq!(header.stanzas().len(), n);
+    }
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Scaling with cores (CUSTODIA_BENCH_CORES=1, run unpinned): 1 vs 2 threads at once
+// ---------------------------------------------------------------------------------------------
+
+fn scaling_cores(c: &mut Criterion) {
+    if std::env::var_os("CUSTODIA_BENCH_CORES").is_none() {
+        return;
+    }
+    let size = 16 << 20;
+    let plain = plaintext(size);
+    let key = ring_key(&CHUNK_KEY);
+    let dkey = DerivedKey::from_bytes(CHUNK_KEY);
+    let mut rng = SystemRandomness::new();
+    let fx = Fixture::new(&mut rng);
+    let opts = fx.opts(&fx.one);
+    let mut g = c.benchmark_group("scaling_cores");
+    g.sample_size(20).sampling_mode(SamplingMode::Flat);
+    for threads in [1usize, 2] {
+        g.throughput(Throughput::Bytes((size * threads) as u64));
+        let id = format!("{threads}threads");
+        // Every variant spawns its threads per iteration (~tens of µs against ms of work).
+        g.bench_function(BenchmarkId::new("raw_ring_seal", &id), |b| {
+            b.iter_batched(
+                || vec![plain.clone(); threads],
+                |mut bufs| {
+                    std::thread::scope(|s| {
+                        for buf in &mut bufs {
+                            let key = &key;
+                            s.spawn(move || {
+                                let n = chunk_count(buf.len());
+                                for (i, piece) in buf.chunks_mut(CHUNK).enumerate() {
+                                    let tag = key
+                                        .seal_in_place_separate_tag(
+                                            stream_nonce(i as u64, i + 1 == n),
+                                            Aad::empty(),
+                                            piece,
+                                        )
+                                        .unwrap();
+                                    black_box(tag.as_ref());
+                                }
+                            });
+                        }
+                    });
+                    bufs
+                },
+                BatchSize::LargeInput,
+            );
+        });
+        let body = body_layout(&plain);
+        g.bench_function(BenchmarkId::new("chunk_codec_seal", &id), |b| {
+            b.iter_batched(
+                || vec![body.clone(); threads],
+                |mut bufs| {
+                    std::thread::scope(|s| {
+                        for buf in &mut bufs {
+                            let dkey = &dkey;
+                            s.spawn(move || {
+                                let mut sealer = ChunkSealer::new(dkey, Profile::DEFAULT).unwrap();
+                                codec_seal(&mut sealer, buf, size);
+                            });
+                        }
+                    });
+                    bufs
+                },
+                BatchSize::LargeInput,
+            );
+        });
+        g.bench_function(BenchmarkId::new("object_seal", &id), |b| {
+            b.iter_batched(
+                || (0..threads).map(|_| seal_input(&plain)).collect::<Vec<_>>(),
+                |mut bufs| {
+                    std::thread::scope(|s| {
+                        for buf in &mut bufs {
+                            let opts = &opts;
+                            s.spawn(move || {
+                                let mut rng = SystemRandomness::new();
+                                seal_in_place(opts, buf, &mut rng).unwrap();
+                            });
+                        }
+                    });
+                    bufs
+                },
+                BatchSize::LargeInput,
+            );
+        });
+    }
     g.finish();
 }
 
@@ -614,6 +852,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = raw_ring, chunk_codec, objects, per_object, diag
+    targets = raw_ring, aes_gcm_crate, chunk_codec, objects, per_object, recipients, scaling_cores, diag
 }
 criterion_main!(benches);

@@ -16,6 +16,14 @@
 //!   to the store directly, through the pass-through proxy, and through the gateway's S3
 //!   front (SigV4 verified, re-signed upstream, each part sealed).
 //! * `target/gateway-bench/rss.json` — the gateway's `VmHWM` after a 1 GiB PUT and GET.
+//! * `target/gateway-bench/load.json` — closed-loop load (not criterion): PUT and GET of
+//!   75 KiB and 1 MiB objects with 1, 8 and 64 concurrent clients, each client sending its
+//!   next request when the last one is answered, to the store directly (nginx), through the
+//!   pass-through proxy and through the gateway. Per cell: throughput and p50 / p99 request
+//!   latency. Every cell is bounded in time and request count (`GATEWAY_LOAD_SECS`,
+//!   `GATEWAY_LOAD_MAX`) and repeated in `GATEWAY_LOAD_ROUNDS` rounds; each round visits the
+//!   three targets one after another, so the ratio compares figures taken seconds apart.
+//!   `CUSTODIA_BENCH_QUICK=1` shortens every bound.
 //!
 //! Every server is a real process on 127.0.0.1 (release `custodia` from `$CUSTODIA_BIN`,
 //! nginx, s3s-fs), except the pass-through proxy, which runs in this process on its own
@@ -314,7 +322,8 @@ fn s3_group(c: &mut Criterion, s: &Setup) {
     let mut g = c.benchmark_group("gw_s3");
     g.sampling_mode(SamplingMode::Flat);
     g.sample_size(10);
-    g.measurement_time(Duration::from_secs(8));
+    let quick = std::env::var_os("CUSTODIA_BENCH_QUICK").is_some();
+    g.measurement_time(Duration::from_secs(if quick { 2 } else { 8 }));
     g.throughput(Throughput::Bytes(32 * MIB as u64));
     for (name, s3) in &targets {
         g.bench_function(BenchmarkId::new("put_multipart", name), |b| {
@@ -366,6 +375,136 @@ fn s3_group(c: &mut Criterion, s: &Setup) {
     g.finish();
 }
 
+/// One cell of the closed-loop load: `clients` tasks, each PUTting (or GETting) its own
+/// object in a loop until `secs` pass or `max` requests were sent in all.
+#[allow(clippy::too_many_arguments)]
+fn load_cell(
+    s: &Setup,
+    op: &str,
+    urls: &[String],
+    data: &Bytes,
+    auth: bool,
+    secs: f64,
+    max: usize,
+) -> serde_json::Value {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let size = data.len();
+    // Untimed warm-up: one request per client (connections open, objects exist for GETs).
+    s.rt.block_on(futures_util::future::join_all(
+        urls.iter().map(|u| put(&s.http, u, data.clone(), auth)),
+    ));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(secs);
+    let per_client: Vec<Vec<f64>> =
+        s.rt.block_on(futures_util::future::join_all(urls.iter().map(|u| {
+            let (http, sent, data, u) = (s.http.clone(), sent.clone(), data.clone(), u.clone());
+            let get_op = op == "get";
+            s.rt.spawn(async move {
+                let mut lat = Vec::new();
+                while Instant::now() < deadline && sent.fetch_add(1, Ordering::Relaxed) < max {
+                    let t = Instant::now();
+                    if get_op {
+                        assert_eq!(get(&http, &u, auth).await, size);
+                    } else {
+                        put(&http, &u, data.clone(), auth).await;
+                    }
+                    lat.push(t.elapsed().as_secs_f64());
+                }
+                lat
+            })
+        })))
+        .into_iter()
+        .map(|r| r.expect("load client task"))
+        .collect();
+    let wall = start.elapsed().as_secs_f64();
+    let mut lat: Vec<f64> = per_client.into_iter().flatten().collect();
+    lat.sort_by(f64::total_cmp);
+    let n = lat.len();
+    let pct = |percent: usize| lat[(n * percent).div_ceil(100).clamp(1, n) - 1] * 1e3;
+    serde_json::json!({
+        "requests": n,
+        "seconds": wall,
+        "bytes": n * size,
+        "mb_per_s": (n * size) as f64 / wall / 1e6,
+        "requests_per_s": n as f64 / wall,
+        "p50_ms": pct(50),
+        "p99_ms": pct(99),
+        "max_ms": lat[n - 1] * 1e3,
+    })
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Closed-loop PUT/GET load at 1, 8 and 64 clients: store direct, pass-through, gateway.
+fn load(s: &Setup) {
+    let quick = std::env::var_os("CUSTODIA_BENCH_QUICK").is_some();
+    let secs: f64 = env_or("GATEWAY_LOAD_SECS", if quick { 0.4 } else { 1.5 });
+    let max: usize = env_or("GATEWAY_LOAD_MAX", if quick { 2_000 } else { 20_000 });
+    let rounds: usize = env_or("GATEWAY_LOAD_ROUNDS", if quick { 2 } else { 3 });
+    let targets = [
+        ("direct", format!("http://{}", s.nginx.addr), false),
+        ("passthrough", format!("http://{}", s.http_proxy), false),
+        ("gateway", format!("http://{}", s.gw.http.unwrap()), true),
+    ];
+    let mut cells: Vec<serde_json::Value> = Vec::new();
+    let t0 = Instant::now();
+    for round in 0..rounds {
+        for (size, name) in [(75 * KIB, "75KiB"), (MIB, "1MiB")] {
+            let data = body(size, 11);
+            for clients in [1usize, 8, 64] {
+                for op in ["put", "get"] {
+                    for (target, base, auth) in &targets {
+                        let urls: Vec<String> = (0..clients)
+                            .map(|i| format!("{base}/mail/bench@example.ie/load-{target}-{name}-c{clients}-{i}"))
+                            .collect();
+                        let r = load_cell(s, op, &urls, &data, *auth, secs, max);
+                        println!(
+                            "gateway load round {round}: {op} {name} c{clients} {target}: {:.0} MB/s, p50 {:.2} ms, p99 {:.2} ms ({} requests)",
+                            r["mb_per_s"].as_f64().unwrap(),
+                            r["p50_ms"].as_f64().unwrap(),
+                            r["p99_ms"].as_f64().unwrap(),
+                            r["requests"]
+                        );
+                        cells.push(serde_json::json!({
+                            "round": round, "op": op, "size": name, "bytes_per_object": size,
+                            "clients": clients, "target": target, "result": r,
+                        }));
+                    }
+                }
+            }
+        }
+    }
+    let out = target_dir().join("gateway-bench");
+    std::fs::create_dir_all(&out).unwrap();
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        - t0.elapsed().as_secs_f64();
+    let doc = serde_json::json!({
+        "bench": "gateway-load",
+        "started_unix": started,
+        "quick": quick,
+        "seconds_per_cell": secs,
+        "max_requests_per_cell": max,
+        "rounds": rounds,
+        "load_client_threads": 2,
+        "cells": cells,
+    });
+    std::fs::write(
+        out.join("load.json"),
+        serde_json::to_string_pretty(&doc).unwrap(),
+    )
+    .unwrap();
+}
+
 fn vm_hwm_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
@@ -381,6 +520,9 @@ fn vm_hwm_kib(pid: u32) -> u64 {
 
 /// Streams 1 GiB through the HTTP front (PUT then GET) and records the gateway's peak RSS.
 fn rss_1gib(s: &Setup) {
+    // Runs first, on the fresh gateway: the load runs (64 concurrent 1 MiB requests) raise
+    // the high-water mark for reasons that have nothing to do with object size; their peak
+    // is recorded separately (`gateway_vm_hwm_kib_after_load`).
     let before = vm_hwm_kib(s.gw.pid());
     let url = format!(
         "http://{}/mail/bench@example.ie/one-gib",
@@ -467,10 +609,21 @@ fn main() {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .configure_from_args();
+    if std::env::var_os("GATEWAY_BENCH_NO_RSS").is_none() {
+        rss_1gib(&s);
+    }
+    if std::env::var_os("GATEWAY_BENCH_NO_LOAD").is_none() {
+        load(&s);
+    }
     http_group(&mut c, &s);
     s3_group(&mut c, &s);
     c.final_summary();
-    if std::env::var_os("GATEWAY_BENCH_NO_RSS").is_none() {
-        rss_1gib(&s);
+    // The HTTP gateway's peak over everything above (1 GiB, then up to 64 concurrent
+    // requests), next to the 1 GiB figure.
+    let rss = target_dir().join("gateway-bench").join("rss.json");
+    if let Ok(text) = std::fs::read_to_string(&rss) {
+        let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        doc["gateway_vm_hwm_kib_after_load"] = vm_hwm_kib(s.gw.pid()).into();
+        std::fs::write(&rss, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
     }
 }

@@ -11,7 +11,7 @@
 //!   iterations, so no allocation is timed). Seal includes the header: one HPKE wrap per
 //!   object. Open uses a **warm DEK cache** (no custodian call; checked through the
 //!   custodian's own unwrap counter).
-//! * `sdk_object/{seal,open_warm}/{1MiB,16MiB}` – `Client::seal` / `Client::open` of a whole
+//! * `sdk_object/{seal,open_warm}/{1MiB,16MiB,256MiB}` – `Client::seal` / `Client::open` of a whole
 //!   object (allocating APIs: they return a new `Vec`), open with a warm cache.
 //! * `sdk_message/{seal,open_warm,open_cold,open_cold_new_conn}/{4KiB,75KiB}` – µs per
 //!   message: `Client::seal`, `Client::open` with a warm cache, with the cache disabled (one
@@ -62,15 +62,29 @@ const STORED_CHUNK: usize = CHUNK + TAG_LEN;
 const KIB: usize = 1024;
 const MIB: usize = 1 << 20;
 /// Every size measured: raw ring and age run at all of them.
-const SIZES: [(&str, usize); 5] = [
+/// (256 MiB only without `CUSTODIA_BENCH_QUICK`, see `sizes()`.)
+const SIZES: [(&str, usize); 6] = [
     ("4KiB", 4 * KIB),
     ("75KiB", 75 * KIB),
     ("1MiB", MIB),
     ("16MiB", 16 * MIB),
     ("100MiB", 100 * MIB),
+    ("256MiB", 256 * MIB),
 ];
 const STREAM_SIZES: [&str; 2] = ["1MiB", "100MiB"];
-const OBJECT_SIZES: [&str; 2] = ["1MiB", "16MiB"];
+/// Whole objects: 1 MiB, 16 MiB and (full runs) 256 MiB.
+const OBJECT_SIZES: [&str; 3] = ["1MiB", "16MiB", "256MiB"];
+
+fn quick() -> bool {
+    std::env::var_os("CUSTODIA_BENCH_QUICK").is_some()
+}
+
+/// `SIZES` without 256 MiB in quick runs (`CUSTODIA_BENCH_QUICK`, set by bench/run --quick).
+fn sizes() -> impl Iterator<Item = (&'static str, usize)> {
+    SIZES
+        .into_iter()
+        .filter(|(n, _)| !(quick() && *n == "256MiB"))
+}
 const MESSAGE_SIZES: [&str; 2] = ["4KiB", "75KiB"];
 const MAILBOX: &str = "aoife@example.ie";
 
@@ -357,7 +371,7 @@ fn body_chunks(plain_len: usize) -> impl Iterator<Item = (usize, usize, bool)> {
 fn raw_ring(c: &mut Criterion) {
     let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[0x42; 32]).unwrap());
     let mut g = c.benchmark_group("sdk_raw_ring");
-    for (name, size) in SIZES {
+    for (name, size) in sizes() {
         size_config(&mut g, size);
         let plain = plaintext(size);
         g.bench_function(BenchmarkId::new("seal", name), |b| {
@@ -435,7 +449,10 @@ fn sdk_warm(c: &mut Criterion, w: &World) -> f64 {
         streams.push((name, plain, b, stored));
     }
     let mut objects = Vec::new();
-    for name in OBJECT_SIZES {
+    for name in OBJECT_SIZES
+        .into_iter()
+        .filter(|n| !(quick() && *n == "256MiB"))
+    {
         let plain = plaintext(size_of(name));
         let b = binding(&format!("object-{name}"));
         let stored = w.warm.seal(MAILBOX, &b, &plain, &Metadata::new()).unwrap();
@@ -539,7 +556,7 @@ fn age_peer(c: &mut Criterion) {
     let identity = age::x25519::Identity::generate();
     let recipient = identity.to_public();
     let mut g = c.benchmark_group("age");
-    for (name, size) in SIZES {
+    for (name, size) in sizes() {
         size_config(&mut g, size);
         let plain = plaintext(size);
         let sealed = age::encrypt(&recipient, &plain).unwrap();
