@@ -145,3 +145,32 @@ async fn shutdown_signal() {
         let _ = ctrl_c.await;
     }
 }
+
+/// `custodian rotate` (`retire: None`) or `custodian retire VERSION`, as the region's admin;
+/// prints the keys of the custodian's new signed manifest.
+pub(crate) fn key_change(
+    target: &crate::target::Target,
+    retire: Option<u32>,
+) -> crate::failure::CliResult {
+    use crate::failure::Context as _;
+    let resolved = target.resolve_admin()?;
+    let client = resolved.client()?;
+    let signed = crate::target::runtime()?.block_on(async {
+        match retire {
+            None => client.rotate().await,
+            Some(v) => client.retire(v).await,
+        }
+        .context(resolved.describe())
+    })?;
+    let m = &signed.manifest;
+    say!(
+        "{}/{}: manifest serial {}, keys:",
+        m.region,
+        m.custodian,
+        m.serial
+    );
+    for k in &m.keys {
+        say!("  v{} {:?} {}", k.version, k.status, k.key_id);
+    }
+    Ok(())
+}

@@ -20,6 +20,8 @@ pub(crate) enum Status {
     Denied = 4,
     /// 5: a custodian could not be reached or answered 5xx: trying again later may help.
     Unavailable = 5,
+    /// 130: interrupted (Ctrl-C) after saving what was done; run again to resume.
+    Interrupted = 130,
 }
 
 /// A failure: what went wrong (for `custodia: <message>` on stderr) and the exit status.

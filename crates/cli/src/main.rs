@@ -17,6 +17,7 @@ mod failure;
 mod files;
 mod gateway;
 mod keys;
+mod ops;
 mod report;
 mod seal;
 mod svg;
@@ -64,7 +65,61 @@ enum Command {
     /// Open a sealed object from a file or stdin (the object's custodians release the key).
     #[command(after_help = OPEN_HELP)]
     Open(seal::OpenArgs),
+    /// Seal the plaintext objects already in a bucket, in place, by the residency rules
+    /// (verified copy first, original replaced only if unchanged; resumable).
+    #[command(after_help = MIGRATE_HELP)]
+    Migrate(ops::MigrateArgs),
+    /// After a custodian's key rotation, rewrap every object's stanzas to the new version
+    /// through the custodian (batched; bodies unchanged; resumable).
+    #[command(after_help = REWRAP_HELP)]
+    Rewrap(ops::RewrapArgs),
+    /// Count a bucket's plaintext, sealed and damaged objects and the key versions in use;
+    /// --deep also opens every sealed object.
+    #[command(after_help = VERIFY_HELP)]
+    Verify(ops::VerifyArgs),
+    /// Destroy a custodian key version (admin, M-of-N approval): lists what becomes
+    /// unreadable, asks, destroys, then shows those objects no longer open.
+    #[command(after_help = SHRED_HELP)]
+    Shred(ops::ShredArgs),
 }
+
+const MIGRATE_HELP: &str = "\
+Examples:
+  custodia migrate --config ie/gateway.toml --bucket mail-ie --dry-run
+  custodia migrate --config ie/gateway.toml --bucket mail-ie --jobs 16 --checkpoint mig.json
+
+The store is the config's [upstream] (S3); each object's mailbox comes from its [[route]] and
+region from [residency]. Run again with the same --checkpoint after a crash or Ctrl-C to
+resume. While a bucket migrates, its routes may set legacy_plaintext = true; the summary says
+when that can be turned off. Exit status 0 only if every object is sealed (docs/OPERATIONS.md).";
+
+const REWRAP_HELP: &str = "\
+Examples:
+  custodia custodian rotate --keys keys --region ie        # the admin makes version 2 active
+  custodia rewrap --config ie/gateway.toml --bucket mail-ie --custodian ie/ie-custodian \\
+      --to-version 2 --batch 64 --checkpoint rewrap.json
+  custodia custodian retire 1 --keys keys --region ie
+
+Needs the gateway identity's rewrap role (in-region). Each object is replaced only if unchanged
+since its header was read; its body bytes are rewritten as they were.";
+
+const VERIFY_HELP: &str = "\
+Examples:
+  custodia verify --config ie/gateway.toml --bucket mail-ie
+  custodia verify --config ie/gateway.toml --bucket mail-ie --deep --json > verify.json
+
+Exit status 0 only if every object is sealed and sound; 3 if plaintext, damaged or (--deep)
+unreadable objects were found.";
+
+const SHRED_HELP: &str = "\
+Examples:
+  custodia approve new --keys keys --region ie --caller admin-ie --request-id kd-7 \\
+      --purpose 'retire 2025 key' --destroy-key 1 --out kd-7.json     # then 2 approvers sign
+  custodia shred --config ie/gateway.toml --bucket mail-ie --keys keys --region ie \\
+      --key-version 1 --approval kd-7.json
+
+Irreversible: every object sealed to that version stops opening for everyone. Rewrap first
+(`custodia rewrap`) for the objects that must stay readable.";
 
 const DEMO_HELP: &str = "\
 Examples:
@@ -140,6 +195,19 @@ enum CustodianCommand {
         #[arg(long)]
         dev: bool,
     },
+    /// Rotate a running custodian's key (admin): a new version becomes active for sealing;
+    /// older ones still open existing objects until retired or destroyed.
+    Rotate {
+        #[command(flatten)]
+        target: target::Target,
+    },
+    /// Retire a key version (admin): no longer offered for sealing, still opens.
+    Retire {
+        /// The key version.
+        version: u32,
+        #[command(flatten)]
+        target: target::Target,
+    },
 }
 
 fn main() -> ExitCode {
@@ -155,6 +223,12 @@ fn main() -> ExitCode {
         Command::Custodian(CustodianCommand::Init { config, dev }) => {
             custodian::init(&config, dev).map_err(Into::into)
         }
+        Command::Custodian(CustodianCommand::Rotate { target }) => {
+            custodian::key_change(&target, None)
+        }
+        Command::Custodian(CustodianCommand::Retire { version, target }) => {
+            custodian::key_change(&target, Some(version))
+        }
         Command::Custodian(CustodianCommand::Serve { config, dev }) => {
             custodian::serve(&config, dev).map_err(Into::into)
         }
@@ -166,6 +240,10 @@ fn main() -> ExitCode {
         Command::Report(args) => report::report(&args),
         Command::Seal(args) => seal::seal(&args),
         Command::Open(args) => seal::open(&args),
+        Command::Migrate(args) => ops::migrate(&args),
+        Command::Rewrap(args) => ops::rewrap(&args),
+        Command::Verify(args) => ops::verify(&args),
+        Command::Shred(args) => ops::shred(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -103,6 +103,23 @@ impl Target {
 
     /// Resolves the flags, with the region auditor's certificate from the index by default.
     pub(crate) fn resolve(&self) -> CliResult<Resolved> {
+        self.resolve_as(
+            |i, e| i.path(&e.auditor_cert),
+            |i, e| i.path(&e.auditor_key),
+        )
+    }
+
+    /// Resolves the flags, with the region admin's certificate from the index by default
+    /// (key rotation, retirement and destruction).
+    pub(crate) fn resolve_admin(&self) -> CliResult<Resolved> {
+        self.resolve_as(|i, e| i.path(&e.admin_cert), |i, e| i.path(&e.admin_key))
+    }
+
+    fn resolve_as(
+        &self,
+        cert_of: fn(&Index, &RegionEntry) -> PathBuf,
+        key_of: fn(&Index, &RegionEntry) -> PathBuf,
+    ) -> CliResult<Resolved> {
         let entry = self.entry()?;
         let from =
             |f: fn(&Index, &RegionEntry) -> PathBuf| entry.as_ref().map(|(index, e)| f(index, e));
@@ -113,8 +130,8 @@ impl Target {
             entry.as_ref().map(|(_, e)| e.custodian.clone()),
         )
         .ok_or_else(|| Failure::usage("--custodian: needed without --keys"))?;
-        let cert = pick(self.cert.as_ref(), from(|i, e| i.path(&e.auditor_cert)));
-        let key = pick(self.cert_key.as_ref(), from(|i, e| i.path(&e.auditor_key)));
+        let cert = pick(self.cert.as_ref(), from(cert_of));
+        let key = pick(self.cert_key.as_ref(), from(key_of));
         let cert = match (cert, key) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,

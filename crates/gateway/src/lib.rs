@@ -10,6 +10,7 @@
 //! * [`store`]: the upstream stores (WebDAV, S3 re-signed with the gateway's credentials).
 //! * [`gateway`]: building and serving from a [`Config`]; [`server`]: the accept loop;
 //!   [`metrics`]: Prometheus text.
+//! * [`ops`]: bulk jobs over a bucket (migrate, rewrap, verify, shred), with checkpoints.
 
 pub mod codec;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod http_front;
 pub mod meta;
 pub mod metrics;
 pub mod objects;
+pub mod ops;
 pub mod routes;
 pub mod s3_front;
 pub mod server;

@@ -20,6 +20,13 @@ use crate::store::{BodyStream, Store};
 mod multipart;
 pub use multipart::{LAYOUT_PREFIX, MAX_PARTS, UPLOADS_PREFIX, parse_layout_key};
 
+/// Whether `header` is one part of a multipart-layout object (the gateway's per-part
+/// envelopes), rather than a whole object's.
+#[must_use]
+pub fn is_multipart_part(header: &Header) -> bool {
+    multipart::is_part(header)
+}
+
 /// A plaintext range as a client asks for it (`Range: bytes=…`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RangeSpec {
@@ -258,7 +265,7 @@ impl Objects {
     }
 
     /// Reads the header of `bucket`/`key` (one ranged fetch) and its stored length.
-    async fn fetch_header(
+    pub(crate) async fn fetch_header(
         &self,
         bucket: &str,
         key: &str,

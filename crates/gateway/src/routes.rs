@@ -96,6 +96,16 @@ impl Routes {
         out
     }
 
+    /// The patterns of the routes of `bucket` that allow legacy plaintext reads.
+    #[must_use]
+    pub fn legacy_routes(&self, bucket: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|r| r.bucket == bucket && r.legacy_plaintext)
+            .map(|r| r.key.as_str().to_owned())
+            .collect()
+    }
+
     /// The mailbox of `bucket`/`key`.
     ///
     /// # Errors

@@ -172,7 +172,7 @@ impl Client {
     /// Runs `f` with the [`SealOptions`] for a new object of `mailbox` under `binding`: the
     /// mailbox's region and context from the policy, all of that region's custodians from
     /// the directory's cache, this client's profile.
-    fn with_seal_options<T>(
+    pub(crate) fn with_seal_options<T>(
         &self,
         mailbox: &str,
         binding: &Binding,

@@ -227,6 +227,26 @@ impl Directory {
         Ok(out)
     }
 
+    /// The custodians of `region`, in the order configured.
+    #[must_use]
+    pub fn custodians(&self, region: &Region) -> Vec<&CustodianName> {
+        self.regions
+            .get(region)
+            .map(|l| l.iter().map(|e| &e.name).collect())
+            .unwrap_or_default()
+    }
+
+    /// The active key version of custodian `region`/`name` per its cached signed manifest
+    /// ([`Self::refresh`] first for a current answer); `None` if unknown or not fetched.
+    #[must_use]
+    pub fn active_key_version(&self, region: &Region, name: &CustodianName) -> Option<u32> {
+        let entry = self
+            .regions
+            .get(region)
+            .and_then(|l| l.iter().find(|e| &e.name == name))?;
+        self.active_version(entry)
+    }
+
     /// The custodian a stanza is addressed to.
     pub(crate) fn entry(&self, id: &RecipientId) -> Result<&Entry> {
         self.regions

@@ -47,12 +47,14 @@ mod cache;
 mod client;
 mod directory;
 mod error;
+mod maintenance;
 mod policy;
 
 pub use cache::CacheConfig;
 pub use client::{Client, ClientBuilder, ClientStats, Opened, RangeSource};
 pub use directory::{CustodianEndpoint, Directory, DirectoryBuilder};
 pub use error::{Error, Result};
+pub use maintenance::{Rewrapped, SealCheck};
 pub use policy::{Policy, PolicyBuilder};
 
 /// The denial reasons a custodian gives (re-exported from `custodia-custodian`).

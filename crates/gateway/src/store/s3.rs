@@ -123,7 +123,42 @@ impl S3Store {
         len: u64,
         body: BodyStream,
     ) -> Result<Stored> {
+        self.put_if(bucket, key, len, body, None).await
+    }
+
+    /// Stores `body` (exactly `len` bytes) at `bucket`/`key` only if the object there still
+    /// has the store's entity tag `if_match` (`If-Match`, RFC 9110 §13.1.1; S3 conditional
+    /// writes). A changed or deleted object is left alone: [`Error::PreconditionFailed`].
+    ///
+    /// # Errors
+    /// [`Error::PreconditionFailed`], [`Error::NotFound`], store errors.
+    pub async fn put_if_match(
+        &self,
+        bucket: &str,
+        key: &str,
+        len: u64,
+        body: BodyStream,
+        if_match: &str,
+    ) -> Result<Stored> {
+        self.put_if(bucket, key, len, body, Some(if_match)).await
+    }
+
+    async fn put_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        len: u64,
+        body: BodyStream,
+        if_match: Option<&str>,
+    ) -> Result<Stored> {
         let mut headers = HeaderMap::new();
+        if let Some(etag) = if_match {
+            headers.insert(
+                header::IF_MATCH,
+                etag.parse()
+                    .map_err(|_| Error::Upstream("the store sent an unusable ETag".into()))?,
+            );
+        }
         headers.insert(header::CONTENT_LENGTH, len.into());
         headers.insert(
             header::CONTENT_TYPE,
@@ -143,16 +178,16 @@ impl S3Store {
                 etag: super::header_string(resp.headers(), header::ETAG),
             }),
             StatusCode::NOT_FOUND => Err(Error::NotFound),
+            StatusCode::PRECONDITION_FAILED => Err(Error::PreconditionFailed),
             s => Err(super::upstream_status(s, resp).await),
         }
     }
 
-    pub(crate) async fn get(
-        &self,
-        bucket: &str,
-        key: &str,
-        range: Option<Range<u64>>,
-    ) -> Result<Fetched> {
+    /// Fetches `bucket`/`key` (or its stored bytes `range`).
+    ///
+    /// # Errors
+    /// As [`super::Store::get`].
+    pub async fn get(&self, bucket: &str, key: &str, range: Option<Range<u64>>) -> Result<Fetched> {
         let mut headers = HeaderMap::new();
         if let Some(r) = &range {
             let v = format!("bytes={}-{}", r.start, r.end.saturating_sub(1));
@@ -167,7 +202,11 @@ impl S3Store {
         fetched(resp, range).await
     }
 
-    pub(crate) async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
+    /// Deletes `bucket`/`key` (idempotent on S3).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
         let req = self.signed(
             &Method::DELETE,
             bucket,

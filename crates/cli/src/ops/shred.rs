@@ -1,0 +1,183 @@
+//! `custodia shred`: crypto-shred one custodian key version. Lists the objects it would make
+//! unreadable, asks for confirmation, has the custodian destroy the version (admin role,
+//! with an M-of-N approval for exactly this destruction), then shows that those objects no
+//! longer open.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::PathBuf;
+
+use clap::Args;
+use custodia_gateway::ops::shred::{ShredTarget, check_unreadable, scan};
+use custodia_gateway::ops::{Kind, Options};
+use serde::Serialize;
+
+use super::progress::Shown;
+use super::{Where, job_error, runtime};
+use crate::failure::{CliResult, Context, Failure, Status};
+use crate::target::Target;
+
+/// `custodia shred`.
+#[derive(Debug, Args)]
+pub(crate) struct ShredArgs {
+    #[command(flatten)]
+    pub(crate) at: Where,
+    /// The custodian (and the admin certificate to present: by default the region admin's
+    /// from --keys).
+    #[command(flatten)]
+    pub(crate) target: Target,
+    /// The key version to destroy.
+    #[arg(long, value_name = "VERSION")]
+    pub(crate) key_version: u32,
+    /// The M-of-N approval of this destruction (`custodia approve new --destroy-key`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) approval: PathBuf,
+    /// Do not ask for confirmation (needed when stdin is not a terminal).
+    #[arg(long)]
+    pub(crate) yes: bool,
+    /// Objects read at once while scanning and checking.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub(crate) jobs: u16,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// No progress bar or progress lines.
+    #[arg(long)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Serialize)]
+struct Shredded<'a> {
+    custodian: String,
+    key_version: u32,
+    affected: u64,
+    affected_sample: &'a [String],
+    destroyed: bool,
+    check: Option<custodia_gateway::ops::shred::Check>,
+}
+
+fn confirm(what: &str) -> CliResult {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(Failure::usage(
+            "stdin is not a terminal: pass --yes to destroy without confirmation",
+        ));
+    }
+    eprint!("type `{what}` to destroy it for good: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Failure::failed(format!("reading the confirmation: {e}")))?;
+    if line.trim() == what {
+        Ok(())
+    } else {
+        Err(Failure::failed("not confirmed: nothing was destroyed"))
+    }
+}
+
+/// `custodia shred`.
+pub(crate) fn shred(args: &ShredArgs) -> CliResult {
+    let resolved = args.target.resolve_admin()?;
+    let approval = crate::approve::load(&args.approval)?;
+    let scope = super::scope(&args.at)?;
+    let region = custodia_envelope::Region::new(&resolved.region)
+        .map_err(|e| Failure::usage(format!("--region: {e}")))?;
+    let custodian = custodia_envelope::CustodianName::new(&resolved.custodian)
+        .map_err(|e| Failure::usage(format!("--custodian: {e}")))?;
+    let target = ShredTarget {
+        region,
+        custodian,
+        key_version: args.key_version,
+    };
+    let what = format!(
+        "destroy {}/{} v{}",
+        resolved.region, resolved.custodian, args.key_version
+    );
+    let admin = resolved.client()?;
+    runtime()?.block_on(async {
+        let opts = Options {
+            jobs: usize::from(args.jobs),
+            ..Options::default()
+        };
+        let shown = Shown::new("shred", args.quiet || args.json);
+        let found = scan(&scope, &opts, &target, &shown).await;
+        shown.finish();
+        drop(shown);
+        let found = found.map_err(job_error)?;
+        if let Some(why) = &found.summary.stopped {
+            return Err(Failure::new(
+                Status::Failed,
+                format!("the scan stopped: {why}"),
+            ));
+        }
+        let affected = found.summary.count(Kind::Affected);
+        if !args.json {
+            say!(
+                "{affected} object(s) of {} are sealed to {}/{} v{} and will no longer open:",
+                args.at.bucket,
+                resolved.region,
+                resolved.custodian,
+                args.key_version
+            );
+            for k in found.affected.iter().take(20) {
+                say!("  {k}");
+            }
+            if found.affected.len() > 20 {
+                say!("  … and {} more", affected - 20);
+            }
+        }
+        if !args.yes {
+            confirm(&what)?;
+        }
+        admin
+            .destroy(args.key_version, &approval)
+            .await
+            .context(resolved.describe())?;
+        scope.objects.client().clear_cache();
+        let check = check_unreadable(&scope, &found.affected, usize::from(args.jobs)).await;
+        let out = Shredded {
+            custodian: format!("{}/{}", resolved.region, resolved.custodian),
+            key_version: args.key_version,
+            affected,
+            affected_sample: &found.affected,
+            destroyed: true,
+            check: Some(check),
+        };
+        let check = out.check.as_ref();
+        if args.json {
+            match serde_json::to_string_pretty(&out) {
+                Ok(s) => say!("{s}"),
+                Err(e) => return Err(Failure::failed(format!("result: {e}"))),
+            }
+        } else {
+            say!(
+                "destroyed key version {} of custodian {}",
+                args.key_version,
+                out.custodian
+            );
+            if let Some(c) = check {
+                say!(
+                    "checked {} affected object(s): {} no longer open, {} still open, {} gone",
+                    found.affected.len(),
+                    c.unreadable,
+                    c.still_open.len(),
+                    c.gone
+                );
+                for (why, n) in &c.reasons {
+                    say!("  {n} × {why}");
+                }
+            }
+        }
+        if let Some(c) = check
+            && !c.still_open.is_empty()
+        {
+            return Err(Failure::verification(format!(
+                "{} object(s) sealed to the destroyed version still open: {}",
+                c.still_open.len(),
+                c.still_open.join(", ")
+            )));
+        }
+        Ok(())
+    })
+}

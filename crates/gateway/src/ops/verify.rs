@@ -1,0 +1,147 @@
+//! `verify`: walk a bucket and say what it holds — plaintext, sealed (and to which key
+//! versions), damaged — and, `--deep`, open every sealed object end to end (each unwrap
+//! asked of the custodians and audited like any read; only in-region callers can).
+
+use custodia_envelope::Header;
+use futures_util::StreamExt;
+
+use super::runner::{Runner, Work};
+use super::{Kind, Listed, Options, Outcome, Progress, Scope, Summary};
+use crate::codec::Start;
+use crate::error::{Error, Result};
+use crate::objects::is_multipart_part;
+
+/// How one object's header reads.
+pub(crate) enum Inspected {
+    /// Deleted since it was listed.
+    Gone,
+    /// No Custodia header.
+    Plaintext(u64),
+    /// A parsed header (boxed: large), the stored length and the store's ETag.
+    Sealed(Box<Header>, u64, Option<String>),
+    /// A header that does not parse.
+    Damaged(String),
+}
+
+/// The key versions a header's stanzas are sealed to, as `region/custodian v3`.
+pub(crate) fn versions(header: &Header) -> Vec<String> {
+    header
+        .stanzas()
+        .iter()
+        .map(|s| {
+            format!(
+                "{}/{} v{}",
+                s.recipient.region.as_str(),
+                s.recipient.custodian.as_str(),
+                s.recipient.key_version.0
+            )
+        })
+        .collect()
+}
+
+/// Reads the header of `key` (one ranged fetch).
+pub(crate) async fn inspect(scope: &Scope, key: &str) -> Result<Inspected> {
+    match scope.objects.fetch_header(&scope.bucket, key).await {
+        Ok((Start::Plain(_), f)) => Ok(Inspected::Plaintext(f.total_len)),
+        Ok((Start::Sealed { header, .. }, f)) => Ok(Inspected::Sealed(header, f.total_len, f.etag)),
+        Err(Error::NotFound) => Ok(Inspected::Gone),
+        // An empty object: the store answers 416 to a ranged read.
+        Err(Error::NotSealed) => Ok(Inspected::Plaintext(0)),
+        Err(Error::Tampered(e)) => Ok(Inspected::Damaged(e.to_string())),
+        Err(e) => Err(e),
+    }
+}
+
+/// Counts plaintext, sealed and damaged objects and the key versions in use; `deep` also
+/// opens every sealed object.
+///
+/// # Errors
+/// As [`super::migrate::migrate`].
+pub async fn verify(
+    scope: &Scope,
+    opts: &Options,
+    deep: bool,
+    progress: &dyn Progress,
+) -> Result<Summary> {
+    let params = if deep { "deep" } else { "" };
+    let runner = Runner::start(scope, opts, progress, "verify", params)?;
+    let mut summary = runner.drive(&VerifyWork { scope, deep }).await?;
+    let plain = summary.count(Kind::Plaintext);
+    if plain > 0 {
+        summary.notes.push(format!(
+            "{plain} object(s) are plaintext: run `custodia migrate` on this bucket"
+        ));
+    }
+    Ok(summary)
+}
+
+struct VerifyWork<'a> {
+    scope: &'a Scope,
+    deep: bool,
+}
+
+impl Work for VerifyWork<'_> {
+    async fn batch(&self, items: Vec<Listed>) -> Vec<(Listed, Outcome)> {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let o = self.one(&item.key).await;
+            out.push((item, o));
+        }
+        out
+    }
+}
+
+impl VerifyWork<'_> {
+    async fn one(&self, key: &str) -> Outcome {
+        let (header, len) = match inspect(self.scope, key).await {
+            Ok(Inspected::Gone) => return Outcome::of(Kind::Gone, 0),
+            Ok(Inspected::Plaintext(n)) => return Outcome::of(Kind::Plaintext, n),
+            Ok(Inspected::Damaged(why)) => return Outcome::because(Kind::Damaged, why),
+            Ok(Inspected::Sealed(h, n, _)) => (h, n),
+            Err(e) => return Outcome::failed(&e),
+        };
+        let mut o = Outcome::of(Kind::Sealed, len);
+        o.versions = versions(&header);
+        if is_multipart_part(&header) {
+            o.detail = Some("multipart layout (first part's header)".into());
+        }
+        if self.deep {
+            match self.open(key).await {
+                Ok(()) => {}
+                Err(e @ (Error::Tampered(_) | Error::NotSealed)) => {
+                    o.kind = Kind::Damaged;
+                    o.detail = Some(e.to_string());
+                }
+                Err(e @ (Error::Denied { .. } | Error::NoRoute { .. })) => {
+                    o.kind = Kind::Unreadable;
+                    o.detail = Some(e.to_string());
+                }
+                Err(e) => {
+                    let versions = o.versions;
+                    o = Outcome::failed(&e);
+                    o.versions = versions;
+                }
+            }
+        }
+        o
+    }
+
+    /// Opens the object as the gateway serves it, reading every verified byte.
+    async fn open(&self, key: &str) -> Result<()> {
+        let got = self
+            .scope
+            .objects
+            .get(&self.scope.bucket, key, None)
+            .await?;
+        let failure = got.failure.clone();
+        let mut body = got.body;
+        while let Some(item) = body.next().await {
+            if let Err(e) = item {
+                return Err(failure
+                    .take()
+                    .unwrap_or_else(|| Error::UpstreamUnavailable(e.to_string())));
+            }
+        }
+        Ok(())
+    }
+}
