@@ -191,7 +191,7 @@ def main() -> int:
         sizes = args.sizes.split(",")
     else:
         sizes = [s for s in SIZES if not (args.quick and s == "256MiB")]
-    max_s = 0.25 if args.quick else 0.6
+    max_s = 0.15 if args.quick else 0.6
     started = time.time()
     results: list[dict] = []
     peers: dict[str, dict] = {}

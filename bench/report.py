@@ -608,13 +608,14 @@ def gateway_section(crit: Path, rss_json: Path, w, summary, since=None, load=Non
           f"HTTP front (PUT {rss['put_seconds']:.1f} s, GET {rss['get_seconds']:.1f} s): "
           f"**{rss['gateway_vm_hwm_kib_after'] / 1024:.1f} MiB** (it was "
           f"{rss['gateway_vm_hwm_kib_before'] / 1024:.1f} MiB before the 1 GiB object; this "
-          "runs first, on a fresh gateway process); the S3 gateway: "
-          f"{rss['s3_gateway_vm_hwm_kib'] / 1024:.1f} MiB."
-          + (f" After the load runs (up to 64 concurrent 1 MiB requests, each with its own "
-             f"buffers) the HTTP gateway's peak was "
+          "runs first, on a fresh gateway process)."
+          + (f" After the load runs (up to 64 concurrent 1 MiB requests) the HTTP gateway's "
+             f"peak was "
              f"**{rss['gateway_vm_hwm_kib_after_load'] / 1024:.1f} MiB** (a figure of concurrency; "
              "the 1 GiB figure is the one of object size)." if "gateway_vm_hwm_kib_after_load" in rss
-             else ""))
+             else "")
+          + (f" The S3 gateway after the S3 runs: {rss['s3_gateway_vm_hwm_kib'] / 1024:.1f} MiB."
+             if "gateway_vm_hwm_kib_after_load" in rss else ""))
         w("")
     for c in ("c1", "c8"):
         worst = min(ratios.get(("put", "1MiB", c), 0), ratios.get(("get", "1MiB", c), 0))

@@ -23,6 +23,7 @@
 //!   latency. Every cell is bounded in time and request count (`GATEWAY_LOAD_SECS`,
 //!   `GATEWAY_LOAD_MAX`) and repeated in `GATEWAY_LOAD_ROUNDS` rounds; each round visits the
 //!   three targets one after another, so the ratio compares figures taken seconds apart.
+//!   `GATEWAY_LOAD_FILTER=put/1MiB/c8/gateway` (a substring) runs only matching cells.
 //!   `CUSTODIA_BENCH_QUICK=1` shortens every bound.
 //!
 //! Every server is a real process on 127.0.0.1 (release `custodia` from `$CUSTODIA_BIN`,
@@ -331,7 +332,7 @@ fn s3_group(c: &mut Criterion, s: &Setup) {
         });
     }
     g.throughput(Throughput::Bytes(MIB as u64));
-    g.sample_size(30);
+    g.sample_size(if quick { 10 } else { 30 });
     for (name, s3) in &targets {
         let store = Store::S3(S3Store::new(
             &match *name {
@@ -448,6 +449,8 @@ fn load(s: &Setup) {
     let secs: f64 = env_or("GATEWAY_LOAD_SECS", if quick { 0.4 } else { 1.5 });
     let max: usize = env_or("GATEWAY_LOAD_MAX", if quick { 2_000 } else { 20_000 });
     let rounds: usize = env_or("GATEWAY_LOAD_ROUNDS", if quick { 2 } else { 3 });
+    // For profiling one cell, e.g. GATEWAY_LOAD_FILTER=put/1MiB/c8/gateway (a substring).
+    let filter = std::env::var("GATEWAY_LOAD_FILTER").unwrap_or_default();
     let targets = [
         ("direct", format!("http://{}", s.nginx.addr), false),
         ("passthrough", format!("http://{}", s.http_proxy), false),
@@ -461,6 +464,10 @@ fn load(s: &Setup) {
             for clients in [1usize, 8, 64] {
                 for op in ["put", "get"] {
                     for (target, base, auth) in &targets {
+                        let id = format!("{op}/{name}/c{clients}/{target}");
+                        if !filter.is_empty() && !id.contains(&filter) {
+                            continue;
+                        }
                         let urls: Vec<String> = (0..clients)
                             .map(|i| format!("{base}/mail/bench@example.ie/load-{target}-{name}-c{clients}-{i}"))
                             .collect();
@@ -624,6 +631,7 @@ fn main() {
     if let Ok(text) = std::fs::read_to_string(&rss) {
         let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
         doc["gateway_vm_hwm_kib_after_load"] = vm_hwm_kib(s.gw.pid()).into();
+        doc["s3_gateway_vm_hwm_kib"] = vm_hwm_kib(s.gw_s3.pid()).into();
         std::fs::write(&rss, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
     }
 }

@@ -62,7 +62,7 @@ const STORED_CHUNK: usize = CHUNK + TAG_LEN;
 const KIB: usize = 1024;
 const MIB: usize = 1 << 20;
 /// Every size measured: raw ring and age run at all of them.
-/// (256 MiB only without `CUSTODIA_BENCH_QUICK`, see `sizes()`.)
+/// (100 and 256 MiB only without `CUSTODIA_BENCH_QUICK`, see `sizes()`.)
 const SIZES: [(&str, usize); 6] = [
     ("4KiB", 4 * KIB),
     ("75KiB", 75 * KIB),
@@ -79,11 +79,14 @@ fn quick() -> bool {
     std::env::var_os("CUSTODIA_BENCH_QUICK").is_some()
 }
 
-/// `SIZES` without 256 MiB in quick runs (`CUSTODIA_BENCH_QUICK`, set by bench/run --quick).
+/// Sizes left out of quick runs (`CUSTODIA_BENCH_QUICK`, set by bench/run --quick).
+fn skipped(name: &str) -> bool {
+    quick() && (name == "256MiB" || name == "100MiB")
+}
+
+/// `SIZES` without 100 and 256 MiB in quick runs.
 fn sizes() -> impl Iterator<Item = (&'static str, usize)> {
-    SIZES
-        .into_iter()
-        .filter(|(n, _)| !(quick() && *n == "256MiB"))
+    SIZES.into_iter().filter(|(n, _)| !skipped(n))
 }
 const MESSAGE_SIZES: [&str; 2] = ["4KiB", "75KiB"];
 const MAILBOX: &str = "aoife@example.ie";
@@ -438,7 +441,7 @@ fn sdk_warm(c: &mut Criterion, w: &World) -> f64 {
     // Sealed inputs, each checked to open to its plaintext, and each key put in the warm
     // cache by that check (the only custodian calls of this function).
     let mut streams = Vec::new();
-    for name in STREAM_SIZES {
+    for name in STREAM_SIZES.into_iter().filter(|n| !skipped(n)) {
         let plain = plaintext(size_of(name));
         let b = binding(&format!("stream-{name}"));
         let mut stored = Vec::new();
@@ -449,10 +452,7 @@ fn sdk_warm(c: &mut Criterion, w: &World) -> f64 {
         streams.push((name, plain, b, stored));
     }
     let mut objects = Vec::new();
-    for name in OBJECT_SIZES
-        .into_iter()
-        .filter(|n| !(quick() && *n == "256MiB"))
-    {
+    for name in OBJECT_SIZES.into_iter().filter(|n| !skipped(n)) {
         let plain = plaintext(size_of(name));
         let b = binding(&format!("object-{name}"));
         let stored = w.warm.seal(MAILBOX, &b, &plain, &Metadata::new()).unwrap();
