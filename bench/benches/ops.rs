@@ -8,7 +8,10 @@
 //!   concurrency), i.e. the store I/O floor of any in-place rewrite (migrate does 3 GETs,
 //!   2 PUTs and a DELETE per object, so about 40 % of the copy rate is the I/O bound).
 //! * rewrap: after a key rotation, the same N objects rewrapped with 1 and with 64 objects
-//!   per custodian call (`--batch`), 8 batches in flight: the batching effect.
+//!   per custodian call (`--batch`), 8 batches in flight: the batching effect on the whole
+//!   job (which also reads and rewrites every object: 2 store requests each); and the
+//!   custodian side alone (`Client::rewrap_many` over the N headers, 1 or 64 per call,
+//!   8 calls in flight), where batching shows undiluted by store I/O.
 //!
 //! Each measurement is repeated (`OPS_BENCH_RUNS`, default 3; `CUSTODIA_BENCH_QUICK=1`: 1
 //! run of 200 objects) and reported as min / median / max; results go to
@@ -42,7 +45,14 @@ const BUCKET: &str = "mail";
 
 fn body(i: usize) -> Bytes {
     let line = format!("Subject: bench message {i}\n");
-    Bytes::from(line.as_bytes().iter().copied().cycle().take(75 * KIB).collect::<Vec<u8>>())
+    Bytes::from(
+        line.as_bytes()
+            .iter()
+            .copied()
+            .cycle()
+            .take(75 * KIB)
+            .collect::<Vec<u8>>(),
+    )
 }
 
 fn key(i: usize) -> String {
@@ -167,6 +177,7 @@ fn main() {
     let mut copy_rates = Vec::new();
     let mut migrate_rates = Vec::new();
     let mut rewrap_rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut header_rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     let mut version = 1u32;
     rt.block_on(async {
         for run in 0..runs {
@@ -180,9 +191,50 @@ fn main() {
             let s = migrate(&scope, &opts, &Silent).await.unwrap();
             let rate = n as f64 / t.elapsed().as_secs_f64();
             assert_eq!(s.count(Kind::Migrated), n as u64, "{s:?}");
-            println!("ops run {run}: copy-in-place {copy:.0} objects/s, migrate {rate:.0} objects/s");
+            println!(
+                "ops run {run}: copy-in-place {copy:.0} objects/s, migrate {rate:.0} objects/s"
+            );
             copy_rates.push(copy);
             migrate_rates.push(rate);
+            // The custodian side alone: every object's header rewrapped through
+            // `Client::rewrap_many`, 1 or 64 headers per call, 8 calls in flight.
+            let headers: Vec<custodia_envelope::Header> =
+                futures_util::stream::iter((0..n).map(|i| {
+                    let raw = raw.clone();
+                    async move {
+                        let f = s3(&raw).get(BUCKET, &key(i), Some(0..4096)).await.unwrap();
+                        let mut b = Vec::new();
+                        let mut body = f.body;
+                        while let Some(c) = body.next().await {
+                            b.extend_from_slice(&c.unwrap());
+                        }
+                        custodia_envelope::Header::parse(&b).unwrap()
+                    }
+                }))
+                .buffered(32)
+                .collect()
+                .await;
+            for (slot, batch) in [(0usize, 1usize), (1, 64)] {
+                admin.rotate().await.unwrap();
+                version += 1;
+                scope.objects.client().directory().refresh().await.unwrap();
+                let all = |_: &custodia_envelope::RecipientId| true;
+                let t = Instant::now();
+                let client = scope.objects.client();
+                futures_util::stream::iter(headers.chunks(batch).map(|c| async move {
+                    for r in client.rewrap_many(c, &all).await.unwrap() {
+                        assert!(matches!(r, Ok(custodia::Rewrapped::New(_))));
+                    }
+                }))
+                .buffer_unordered(jobs)
+                .collect::<Vec<()>>()
+                .await;
+                let rate = n as f64 / t.elapsed().as_secs_f64();
+                println!(
+                    "ops run {run}: custodian rewrap only, batch {batch}: {rate:.0} headers/s"
+                );
+                header_rates[slot].push(rate);
+            }
             for (slot, batch) in [(0usize, 1usize), (1, 64)] {
                 admin.rotate().await.unwrap();
                 version += 1;
@@ -215,9 +267,15 @@ fn main() {
         "migrate_objects_per_s": stats(&migrate_rates),
         "rewrap_batch1_objects_per_s": stats(&rewrap_rates[0]),
         "rewrap_batch64_objects_per_s": stats(&rewrap_rates[1]),
+        "custodian_rewrap_batch1_headers_per_s": stats(&header_rates[0]),
+        "custodian_rewrap_batch64_headers_per_s": stats(&header_rates[1]),
     });
     let out = target_dir().join("ops-bench");
     std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(out.join("ops.json"), serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    std::fs::write(
+        out.join("ops.json"),
+        serde_json::to_string_pretty(&doc).unwrap(),
+    )
+    .unwrap();
     println!("{}", serde_json::to_string_pretty(&doc).unwrap());
 }

@@ -1,7 +1,7 @@
 #![no_main]
 //! The gateway's parsers of untrusted input never panic: Range headers (and their
-//! resolution against any length), request paths, store listings (XML from the store), and
-//! configuration files; what parses keeps its invariants.
+//! resolution against any length), request paths, store listings (XML from the store),
+//! configuration files and bulk-job checkpoint files; what parses keeps its invariants.
 use custodia_gateway::http_front::split_path;
 use custodia_gateway::objects::RangeSpec;
 use custodia_gateway::store::s3::parse_listing;
@@ -23,6 +23,9 @@ fuzz_target!(|data: &[u8]| {
             assert!(!key.split('/').any(|s| s == ".." || s == "."));
         }
         let _ = custodia_gateway::Config::parse(text);
+    }
+    if let Ok(ck) = custodia_gateway::ops::checkpoint::Checkpoint::parse(rest) {
+        assert!(ck.retry.len() <= custodia_gateway::ops::checkpoint::MAX_RETRY);
     }
     if let Ok(page) = parse_listing(rest) {
         assert!(page.objects.len() <= rest.len());

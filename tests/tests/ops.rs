@@ -541,6 +541,9 @@ fn shred_lists_asks_destroys_and_only_those_objects_stop_opening() {
     assert_eq!(status(&v), 3, "{}", stderr(&v));
     let v: Value = serde_json::from_slice(&v.stdout).unwrap();
     assert_eq!(count(&v, "unreadable"), 40, "{v}");
+    let named = v["failures"].as_array().unwrap();
+    assert_eq!(named.len(), 40, "every unreadable object is named: {v}");
+    assert!(named.iter().all(|f| f["kind"] == "unreadable"), "{v}");
     assert_eq!(count(&v, "sealed"), 15, "{v}");
     for (k, body) in &new {
         assert!(
@@ -614,11 +617,54 @@ fn bad_input_is_refused_clearly_and_nothing_is_lost() {
     assert_eq!(status(&out), 2, "{}", stderr(&out));
     assert!(stderr(&out).contains("no [[route]]"), "{}", stderr(&out));
 
+    // A legacy object with a content type and user metadata (written to the store by
+    // awscli): both are sealed with it and served back by the gateway.
+    let typed = "m3@example.ie/INBOX/typed.eml";
+    let src = o.tmp.path().join("typed.eml");
+    std::fs::write(&src, b"PLAINTEXT-MARKER-TYPED").unwrap();
+    ok(
+        &aws(
+            o.store.addr,
+            &[
+                "s3api",
+                "put-object",
+                "--bucket",
+                BUCKET,
+                "--key",
+                typed,
+                "--body",
+                src.to_str().unwrap(),
+                "--content-type",
+                "message/rfc822",
+                "--metadata",
+                "folder=inbox",
+            ],
+            Some((STORE_AK, STORE_SK)),
+        ),
+        "put-object to the store",
+    );
+
     // An object no residency rule covers fails alone; the others are migrated; exit 1.
     let out = o.job("migrate", &["--json"]);
     assert_eq!(status(&out), 1, "{}", stderr(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(count(&v, "migrated"), 2, "{v}");
+    assert_eq!(count(&v, "migrated"), 3, "{v}");
+    let gw = GatewayProc::start(
+        &o.tmp.path().join("gw"),
+        &std::fs::read_to_string(&o.config).unwrap(),
+    );
+    let head = ok(
+        &aws(
+            gw.s3.unwrap(),
+            &["s3api", "head-object", "--bucket", BUCKET, "--key", typed],
+            None,
+        ),
+        "head-object through the gateway",
+    );
+    let head: Value = serde_json::from_str(&head).unwrap();
+    assert_eq!(head["ContentType"], "message/rfc822", "{head}");
+    assert_eq!(head["Metadata"]["folder"], "inbox", "{head}");
+    drop(gw);
     assert_eq!(count(&v, "failed"), 1, "{v}");
     assert!(
         v["failures"][0]["error"]
@@ -659,7 +705,7 @@ fn bad_input_is_refused_clearly_and_nothing_is_lost() {
         &o.job("rewrap", &args),
         "rewrap resumed after the custodian is back",
     );
-    assert_eq!(count(&resumed, "rewrapped"), 2, "{resumed}");
+    assert_eq!(count(&resumed, "rewrapped"), 3, "{resumed}");
     assert_eq!(
         count(&resumed, "skipped"),
         1,
@@ -669,7 +715,7 @@ fn bad_input_is_refused_clearly_and_nothing_is_lost() {
         &o.job("rewrap", &["--to-version", "2", "--prefix", "m", "--json"]),
         "rewrap",
     );
-    assert_eq!(count(&up, "current"), 2, "{up}");
+    assert_eq!(count(&up, "current"), 3, "{up}");
     for i in [1, 2] {
         assert!(open_with_sdk(&o.world, BUCKET, &key(i), &o.raw(&key(i)).unwrap()) == body(i));
     }

@@ -91,7 +91,7 @@ Examples:
 The store is the config's [upstream] (S3); each object's mailbox comes from its [[route]] and
 region from [residency]. Run again with the same --checkpoint after a crash or Ctrl-C to
 resume. While a bucket migrates, its routes may set legacy_plaintext = true; the summary says
-when that can be turned off. Exit status 0 only if every object is sealed (docs/OPERATIONS.md).";
+when that can be turned off. Exit status 0 only if no object failed (docs/OPERATIONS.md).";
 
 const REWRAP_HELP: &str = "\
 Examples:
@@ -113,8 +113,9 @@ unreadable objects were found.";
 
 const SHRED_HELP: &str = "\
 Examples:
-  custodia approve new --keys keys --region ie --caller admin-ie --request-id kd-7 \\
-      --purpose 'retire 2025 key' --destroy-key 1 --out kd-7.json     # then 2 approvers sign
+  custodia approve new --keys keys --region ie --caller-cert keys/ie/clients/admin-ie.pem \\
+      --request-id kd-7
+      --purpose 'retire 2025 key' --destroy-key 1 --out kd-7.json   # then 2 approvers sign
   custodia shred --config ie/gateway.toml --bucket mail-ie --keys keys --region ie \\
       --key-version 1 --approval kd-7.json
 

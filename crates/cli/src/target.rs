@@ -35,7 +35,8 @@ pub(crate) struct Target {
     /// CA certificate(s) that issued the custodian's server certificate (PEM).
     #[arg(long, value_name = "PEM")]
     pub(crate) ca: Option<PathBuf>,
-    /// The client certificate to present (PEM; default: the region's auditor from --keys).
+    /// The client certificate to present (PEM; default from --keys: the region's auditor's,
+    /// or its admin's for key rotation, retirement and shredding).
     #[arg(long, value_name = "PEM")]
     pub(crate) cert: Option<PathBuf>,
     /// The client certificate's private key (PEM).

@@ -205,7 +205,11 @@ pub(crate) fn report(summary: &Summary, json: bool, problems: &[Kind]) -> CliRes
             }
         }
         for f in summary.failures.iter().take(20) {
-            say!("  failed: {} — {}", f.key, f.error);
+            let kind = serde_json::to_value(f.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            say!("  {kind}: {} — {}", f.key, f.error);
         }
         if summary.failures.len() > 20 {
             say!("  … and {} more (see --json)", summary.failures.len() - 20);

@@ -16,6 +16,7 @@ const LINE_EVERY: Duration = Duration::from_secs(5);
 /// Renders a job's progress.
 pub(crate) struct Shown {
     command: &'static str,
+    quiet: bool,
     bar: Option<ProgressBar>,
     total: AtomicU64,
     done: AtomicU64,
@@ -26,7 +27,8 @@ pub(crate) struct Shown {
 }
 
 impl Shown {
-    /// A bar if stderr is a terminal (and `quiet` is off), else periodic lines.
+    /// A bar if stderr is a terminal, else periodic lines; neither with `quiet` (notes such
+    /// as "resuming from the checkpoint" are still shown).
     pub(crate) fn new(command: &'static str, quiet: bool) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
@@ -40,6 +42,7 @@ impl Shown {
         });
         Self {
             command,
+            quiet,
             bar,
             total: AtomicU64::new(0),
             done: AtomicU64::new(0),
@@ -58,6 +61,9 @@ impl Shown {
     }
 
     fn line(&self, force: bool) {
+        if self.quiet {
+            return;
+        }
         let Ok(mut last) = self.last_line.lock() else {
             return;
         };

@@ -114,11 +114,12 @@ pub(crate) fn shred(args: &ShredArgs) -> CliResult {
         let affected = found.summary.count(Kind::Affected);
         if !args.json {
             say!(
-                "{affected} object(s) of {} are sealed to {}/{} v{} and will no longer open:",
+                "{affected} object(s) of {} are sealed to {}/{} v{} and will no longer open{}",
                 args.at.bucket,
                 resolved.region,
                 resolved.custodian,
-                args.key_version
+                args.key_version,
+                if affected == 0 { "." } else { ":" }
             );
             for k in found.affected.iter().take(20) {
                 say!("  {k}");

@@ -115,18 +115,8 @@ impl Checkpoint {
             ));
         }
         let text = std::fs::read(path).map_err(file_err)?;
-        let ck: Self = serde_json::from_slice(&text).map_err(|e| {
-            Error::config(
-                "checkpoint",
-                format!("{} is malformed: {e}", path.display()),
-            )
-        })?;
-        if ck.format != FORMAT {
-            return Err(Error::config(
-                "checkpoint",
-                format!("{} has format {}, not {FORMAT}", path.display(), ck.format),
-            ));
-        }
+        let ck = Self::parse(&text)
+            .map_err(|e| Error::config("checkpoint", format!("{}: {e}", path.display())))?;
         let mine = (command, bucket, prefix, params);
         let theirs = (
             ck.command.as_str(),
@@ -150,6 +140,25 @@ impl Checkpoint {
             ));
         }
         Ok(Some(ck))
+    }
+
+    /// Parses a checkpoint file's bytes (at most [`MAX_BYTES`]).
+    ///
+    /// # Errors
+    /// A description of what is wrong: too large, malformed JSON, another format version,
+    /// more failed keys than [`MAX_RETRY`].
+    pub fn parse(bytes: &[u8]) -> std::result::Result<Self, String> {
+        if bytes.len() as u64 > MAX_BYTES {
+            return Err(format!("larger than {MAX_BYTES} bytes"));
+        }
+        let ck: Self = serde_json::from_slice(bytes).map_err(|e| format!("malformed: {e}"))?;
+        if ck.format != FORMAT {
+            return Err(format!("format {}, not {FORMAT}", ck.format));
+        }
+        if ck.retry.len() > MAX_RETRY {
+            return Err(format!("more than {MAX_RETRY} failed keys"));
+        }
+        Ok(ck)
     }
 
     /// Writes the checkpoint to `path` atomically.

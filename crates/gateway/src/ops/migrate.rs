@@ -15,7 +15,7 @@
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use custodia_envelope::{Binding, Metadata};
+use custodia_envelope::Binding;
 use futures_util::StreamExt;
 
 use super::runner::{Runner, Work};
@@ -29,6 +29,10 @@ use crate::store::s3::{ListParams, S3Store};
 /// Where migrations keep their temporary sealed copies (inside the gateway's reserved
 /// prefix: hidden from listings, refused to clients).
 pub const TEMP_PREFIX: &str = ".custodia/migrate/";
+
+/// Sealed copies up to this size are kept in memory after they verified and written over
+/// the original from there; larger ones are read from the store again (constant memory).
+const KEEP_IN_MEMORY: u64 = 8 << 20;
 
 /// Attempts per object when it changes under the migration.
 const ATTEMPTS: usize = 3;
@@ -70,7 +74,13 @@ pub async fn migrate(scope: &Scope, opts: &Options, progress: &dyn Progress) -> 
     let left = summary.count(Kind::WouldMigrate) + summary.count(Kind::Failed);
     let legacy = scope.objects.routes().legacy_routes(&scope.bucket);
     if summary.complete && left == 0 && !opts.dry_run {
-        if legacy.is_empty() {
+        if scope.prefix.is_some() {
+            summary.notes.push(format!(
+                "every object under {}/{} is sealed; before turning legacy_plaintext off for \
+                 bucket {}, check the whole bucket (`custodia verify` without --prefix)",
+                scope.bucket, summary.prefix, scope.bucket
+            ));
+        } else if legacy.is_empty() {
             summary.notes.push(format!(
                 "every object under {}/{} is sealed",
                 scope.bucket, summary.prefix
@@ -202,8 +212,11 @@ impl MigrateWork<'_> {
         })?;
         let client = self.scope.objects.client();
         let binding = Binding::new(bucket, key).map_err(Error::Tampered)?;
+        // The original's Content-Type, other representation headers and user metadata
+        // are sealed with it, as the gateway seals a client's.
+        let (metadata, _) = crate::meta::from_headers(&src.kept_headers)?;
         let (header, sealer, check) = client
-            .begin_seal_checked(mailbox, &binding, &Metadata::new())
+            .begin_seal_checked(mailbox, &binding, &metadata)
             .map_err(Error::from)?;
         let sealed_len = client
             .profile()
@@ -241,20 +254,35 @@ impl MigrateWork<'_> {
             .map_err(|_| Error::Upstream("hash state poisoned".into()))?
             .clone()
             .finish();
-        if let Err(e) = self.check_copy(&temp, &check, source.as_ref(), len).await {
-            let _ = self.s3.delete(bucket, &temp).await;
-            return Err(e.into());
-        }
-        let copy = self.s3.get(bucket, &temp, None).await?;
-        if copy.total_len != sealed_len {
-            let _ = self.s3.delete(bucket, &temp).await;
-            return Err(
-                Error::Upstream("the sealed copy changed length in the store".into()).into(),
-            );
-        }
+        let kept = match self
+            .check_copy(&temp, &check, source.as_ref(), len, sealed_len)
+            .await
+        {
+            Ok(kept) => kept,
+            Err(e) => {
+                let _ = self.s3.delete(bucket, &temp).await;
+                return Err(e.into());
+            }
+        };
+        // The replacement is the verified copy: its bytes as read back (small objects), or
+        // read from the store once more (large ones, in constant memory).
+        let replacement: BodyStream = match kept {
+            Some(bytes) => futures_util::stream::once(std::future::ready(Ok(bytes))).boxed(),
+            None => {
+                let copy = self.s3.get(bucket, &temp, None).await?;
+                if copy.total_len != sealed_len {
+                    let _ = self.s3.delete(bucket, &temp).await;
+                    return Err(Error::Upstream(
+                        "the sealed copy changed length in the store".into(),
+                    )
+                    .into());
+                }
+                copy.body
+            }
+        };
         match self
             .s3
-            .put_if_match(bucket, key, sealed_len, copy.body, &etag)
+            .put_if_match(bucket, key, sealed_len, replacement, &etag)
             .await
         {
             Ok(_) => {}
@@ -277,16 +305,38 @@ impl MigrateWork<'_> {
     }
 
     /// Reads the sealed copy back and opens it with the writer's keys: its header must be
-    /// the one written, and its plaintext must hash to `source` and be `len` bytes.
+    /// the one written, and its plaintext must hash to `source` and be `len` bytes. Returns
+    /// the verified stored bytes when the copy is at most [`KEEP_IN_MEMORY`].
     async fn check_copy(
         &self,
         temp: &str,
         check: &custodia::SealCheck,
         source: &[u8],
         len: u64,
-    ) -> Result<()> {
+        sealed_len: u64,
+    ) -> Result<Option<Bytes>> {
         let fetched = self.s3.get(&self.scope.bucket, temp, None).await?;
-        let mut body = fetched.body;
+        if fetched.total_len != sealed_len {
+            return Err(Error::Upstream(
+                "the sealed copy read back from the store has the wrong length".into(),
+            ));
+        }
+        let keep =
+            Arc::new(Mutex::new((sealed_len <= KEEP_IN_MEMORY).then(|| {
+                Vec::with_capacity(usize::try_from(sealed_len).unwrap_or(0))
+            })));
+        let k = keep.clone();
+        let mut body: BodyStream = fetched
+            .body
+            .map(move |r| {
+                if let (Ok(b), Ok(mut k)) = (&r, k.lock())
+                    && let Some(v) = k.as_mut()
+                {
+                    v.extend_from_slice(b);
+                }
+                r
+            })
+            .boxed();
         let want = check.header();
         let mut head = Vec::with_capacity(want.len());
         let mut rest = Bytes::new();
@@ -331,6 +381,10 @@ impl MigrateWork<'_> {
         if n != len || h.finish().as_ref() != source {
             return Err(bad("does not open to the original's bytes"));
         }
-        Ok(())
+        let kept = keep
+            .lock()
+            .map_err(|_| Error::Upstream("copy buffer poisoned".into()))?
+            .take();
+        Ok(kept.map(Bytes::from))
     }
 }

@@ -201,11 +201,13 @@ impl Default for Options {
     }
 }
 
-/// One failed object in a summary.
+/// One object that failed, is damaged or (verify `--deep`, shred) does not open.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FailureNote {
     /// The key.
     pub key: String,
+    /// `failed`, `damaged` or `unreadable`.
+    pub kind: Kind,
     /// Why.
     pub error: String,
 }
@@ -227,7 +229,8 @@ pub struct Summary {
     pub counts: BTreeMap<Kind, u64>,
     /// Objects per stanza key version (`region/custodian v1`), where headers were read.
     pub key_versions: BTreeMap<String, u64>,
-    /// Failed objects (the first 1000), retried by a resumed run.
+    /// Failed, damaged and unreadable objects of this run (the first 1000); failed ones
+    /// are retried by a resumed run.
     pub failures: Vec<FailureNote>,
     /// Whether the walk reached the end of the bucket.
     pub complete: bool,

@@ -97,14 +97,24 @@ struct Stale {
     header: Box<Header>,
     len: u64,
     etag: Option<String>,
+    /// The whole stored object, when it was read whole (small objects).
+    body: Option<Bytes>,
 }
+
+/// Objects up to this size are read whole, once (header and body together), and written
+/// back from memory; larger ones have their header read first and their body streamed.
+const READ_WHOLE: u64 = 8 << 20;
 
 impl Work for RewrapWork<'_> {
     async fn batch(&self, items: Vec<Listed>) -> Vec<(Listed, Outcome)> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; items.len()];
         let mut stale = Vec::new();
         for (index, item) in items.iter().enumerate() {
-            match inspect(self.scope, &item.key).await {
+            let (seen, body) = match self.read(item).await {
+                Ok(x) => x,
+                Err(e) => (Err(e), None),
+            };
+            match seen {
                 Ok(Inspected::Gone) => outcomes[index] = Some(Outcome::of(Kind::Gone, 0)),
                 Ok(Inspected::Plaintext(_)) => {
                     outcomes[index] = Some(Outcome::because(
@@ -137,6 +147,7 @@ impl Work for RewrapWork<'_> {
                             header,
                             len,
                             etag,
+                            body,
                         });
                     }
                 }
@@ -160,6 +171,39 @@ impl Work for RewrapWork<'_> {
 }
 
 impl RewrapWork<'_> {
+    /// The object's header (and, for small objects, its whole stored bytes).
+    async fn read(&self, item: &Listed) -> Result<(Result<Inspected>, Option<Bytes>)> {
+        if item.size == 0 || item.size > READ_WHOLE {
+            return Ok((inspect(self.scope, &item.key).await, None));
+        }
+        let fetched = match self.s3.get(&self.scope.bucket, &item.key, None).await {
+            Err(Error::NotFound) => return Ok((Ok(Inspected::Gone), None)),
+            other => other?,
+        };
+        if fetched.total_len > READ_WHOLE {
+            return Ok((inspect(self.scope, &item.key).await, None));
+        }
+        let mut buf = Vec::with_capacity(usize::try_from(fetched.total_len).unwrap_or(0));
+        let mut body = fetched.body;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| Error::UpstreamUnavailable(e.to_string()))?;
+            if (buf.len() + chunk.len()) as u64 > READ_WHOLE {
+                return Err(Error::Upstream("the object grew while it was read".into()));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        let len = buf.len() as u64;
+        let seen = if !custodia_envelope::looks_sealed(&buf) {
+            Inspected::Plaintext(len)
+        } else {
+            match Header::parse(&buf) {
+                Ok(h) => Inspected::Sealed(Box::new(h), len, fetched.etag),
+                Err(e) => Inspected::Damaged(e.to_string()),
+            }
+        };
+        Ok((Ok(seen), Some(Bytes::from(buf))))
+    }
+
     fn is_stale(&self, r: &custodia_envelope::RecipientId) -> bool {
         r.region == self.target.region
             && r.custodian == self.target.custodian
@@ -201,6 +245,10 @@ impl RewrapWork<'_> {
                             o.versions = versions(&h);
                             o
                         }
+                        Err(Error::PreconditionFailed) => Outcome::because(
+                            Kind::Failed,
+                            "changed while it was rewrapped: run again to retry it",
+                        ),
                         Err(e) => Outcome::failed(&e),
                     },
                     Err(e) => Outcome::failed(&Error::from(e)),
@@ -230,11 +278,19 @@ impl RewrapWork<'_> {
                 new_bytes.len()
             )));
         }
-        let fetched = self.s3.get(bucket, &s.key, None).await?;
-        if fetched.etag.as_deref() != Some(etag.as_str()) || fetched.total_len != s.len {
-            return Err(Error::PreconditionFailed);
-        }
-        let body = skip(fetched.body, old_len as u64);
+        let body = match &s.body {
+            Some(whole) if whole.len() as u64 == s.len && whole.len() >= old_len => {
+                let rest = whole.slice(old_len..);
+                futures_util::stream::once(std::future::ready(Ok(rest))).boxed()
+            }
+            _ => {
+                let fetched = self.s3.get(bucket, &s.key, None).await?;
+                if fetched.etag.as_deref() != Some(etag.as_str()) || fetched.total_len != s.len {
+                    return Err(Error::PreconditionFailed);
+                }
+                skip(fetched.body, old_len as u64)
+            }
+        };
         let body: BodyStream =
             futures_util::stream::once(std::future::ready(Ok(Bytes::from(new_bytes))))
                 .chain(body)

@@ -219,16 +219,17 @@ impl<'a> Runner<'a> {
                 for v in &o.versions {
                     *self.ck.key_versions.entry(v.clone()).or_default() += 1;
                 }
-                if o.kind == Kind::Failed {
-                    if new_failures.len() < MAX_RETRY {
-                        new_failures.push(l.key.clone());
-                    }
-                    if noted.len() < MAX_NOTED {
-                        noted.push(FailureNote {
-                            key: l.key.clone(),
-                            error: o.detail.clone().unwrap_or_default(),
-                        });
-                    }
+                if o.kind == Kind::Failed && new_failures.len() < MAX_RETRY {
+                    new_failures.push(l.key.clone());
+                }
+                if matches!(o.kind, Kind::Failed | Kind::Damaged | Kind::Unreadable)
+                    && noted.len() < MAX_NOTED
+                {
+                    noted.push(FailureNote {
+                        key: l.key.clone(),
+                        kind: o.kind,
+                        error: o.detail.clone().unwrap_or_default(),
+                    });
                 }
                 self.progress.done(&l.key, o);
             }

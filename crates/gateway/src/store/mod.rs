@@ -105,6 +105,9 @@ pub struct Fetched {
     pub etag: Option<String>,
     /// `Last-Modified`, as sent.
     pub last_modified: Option<String>,
+    /// The representation headers and user metadata (`x-amz-meta-*`) the store sent: what
+    /// a migration keeps of a legacy plaintext object (sealed into its metadata).
+    pub kept_headers: HeaderMap,
     /// The bytes asked for.
     pub body: BodyStream,
 }
@@ -229,6 +232,14 @@ pub(crate) async fn fetched(
     .ok_or_else(|| Error::Upstream("response without a usable length".into()))?;
     let etag = header_string(headers, http::header::ETAG);
     let last_modified = header_string(headers, http::header::LAST_MODIFIED);
+    let mut kept_headers = HeaderMap::new();
+    for (name, value) in headers {
+        if crate::meta::KEPT_HEADERS.contains(&name.as_str())
+            || name.as_str().starts_with(crate::meta::USER_META_PREFIX)
+        {
+            kept_headers.append(name.clone(), value.clone());
+        }
+    }
     let mut body = resp
         .into_body()
         .into_data_stream()
@@ -241,6 +252,7 @@ pub(crate) async fn fetched(
         total_len,
         etag,
         last_modified,
+        kept_headers,
         body,
     })
 }
