@@ -1256,7 +1256,8 @@ def main() -> int:
     w("")
     npass = len(args.baselines)
     if args.mode == "quick":
-        how = "quick: one short pass (warm-up 0.5 s, measurement 1 s); numbers are indicative only"
+        how = ("quick: one short pass (warm-up 0.3 s, measurement 0.6 s), no 100/256 MiB; numbers "
+               "are indicative only")
     elif npass > 1:
         how = (f"{npass} passes, warm-up 1 s and measurement 2 s per benchmark and pass; each "
                "benchmark reports the pass with the lower median (a co-tenant only adds time) and "

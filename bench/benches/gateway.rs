@@ -446,7 +446,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// Closed-loop PUT/GET load at 1, 8 and 64 clients: store direct, pass-through, gateway.
 fn load(s: &Setup) {
     let quick = std::env::var_os("CUSTODIA_BENCH_QUICK").is_some();
-    let secs: f64 = env_or("GATEWAY_LOAD_SECS", if quick { 0.4 } else { 1.5 });
+    let secs: f64 = env_or("GATEWAY_LOAD_SECS", if quick { 0.25 } else { 1.5 });
     let max: usize = env_or("GATEWAY_LOAD_MAX", if quick { 2_000 } else { 20_000 });
     let rounds: usize = env_or("GATEWAY_LOAD_ROUNDS", if quick { 2 } else { 3 });
     // For profiling one cell, e.g. GATEWAY_LOAD_FILTER=put/1MiB/c8/gateway (a substring).
