@@ -33,6 +33,10 @@ pub(crate) type Http = HyperClient<HttpConnector, UpBody>;
 pub struct UpBody {
     stream: Option<BodyStream>,
     len: Option<u64>,
+    /// Data frames were produced (so a client may already have verified bytes in flight).
+    sent: bool,
+    /// An error held back for one poll (see [`Body::poll_frame`]).
+    deferred: Option<std::io::Error>,
 }
 
 impl UpBody {
@@ -50,6 +54,8 @@ impl UpBody {
         Self {
             stream: None,
             len: Some(0),
+            sent: false,
+            deferred: None,
         }
     }
 
@@ -59,6 +65,8 @@ impl UpBody {
         Self {
             stream: Some(stream),
             len,
+            sent: false,
+            deferred: None,
         }
     }
 }
@@ -67,20 +75,38 @@ impl Body for UpBody {
     type Data = Bytes;
     type Error = std::io::Error;
 
+    /// An error after data frames is held back for one poll (returning `Pending` and waking
+    /// at once): hyper then flushes the verified bytes it has buffered before the error
+    /// aborts the connection, instead of dropping them with it. Clients see the bytes that
+    /// verified and then a broken-off response, never a response that vanished.
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<std::result::Result<Frame<Bytes>, Self::Error>>> {
+        if let Some(e) = self.deferred.take() {
+            self.stream = None;
+            return Poll::Ready(Some(Err(e)));
+        }
+        let sent = self.sent;
         let Some(stream) = self.stream.as_mut() else {
             return Poll::Ready(None);
         };
-        stream
-            .poll_next_unpin(cx)
-            .map(|item| item.map(|r| r.map(Frame::data)))
+        match stream.poll_next_unpin(cx) {
+            Poll::Ready(Some(Err(e))) if sent => {
+                self.deferred = Some(e);
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Poll::Ready(Some(Ok(b))) => {
+                self.sent = true;
+                Poll::Ready(Some(Ok(Frame::data(b))))
+            }
+            other => other.map(|item| item.map(|r| r.map(Frame::data))),
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.stream.is_none()
+        self.stream.is_none() && self.deferred.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
