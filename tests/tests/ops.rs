@@ -736,3 +736,113 @@ fn bad_input_is_refused_clearly_and_nothing_is_lost() {
     ]);
     assert_eq!(status(&out), 5, "{}", stderr(&out));
 }
+
+#[test]
+fn custodian_lost_mid_rewrap_stops_checkpointed_and_resumes_and_verify_names_damage() {
+    const N: usize = 400;
+    let mut o = Ops::start();
+    let objects = sealed_objects(&o, 0, N);
+    ok(&o.admin(&["rotate"]), "custodian rotate");
+
+    // One object at a time, so the custodian is certainly lost mid-run.
+    let ck = o.tmp.path().join("rewrap-mid.json");
+    let mut child = Command::new(custodia_bin())
+        .args([
+            "rewrap",
+            "--config",
+            o.config.to_str().unwrap(),
+            "--bucket",
+            BUCKET,
+        ])
+        .args(["--to-version", "2", "--batch", "1", "--jobs", "1", "--json"])
+        .args(["--checkpoint", ck.to_str().unwrap()])
+        .env("CUSTODIA_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while checkpoint(&ck).map_or(0, |c| count(&c, "rewrapped")) < 20 {
+        assert!(child.try_wait().unwrap().is_none(), "rewrap ended early");
+        assert!(Instant::now() < deadline, "rewrap made no progress");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let before = o.world.custodian.addr.to_string();
+    o.world.custodian.stop();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status(&out), 5, "{}", stderr(&out));
+    assert!(stderr(&out).contains("rewrap stopped"), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["complete"], Value::Bool(false), "{v}");
+    let done_before = count(&v, "rewrapped");
+    assert!(done_before >= 20 && done_before < N as u64, "{v}");
+
+    o.world.custodian.spawn();
+    let text = std::fs::read_to_string(&o.config)
+        .unwrap()
+        .replace(&before, &o.world.custodian.addr.to_string());
+    std::fs::write(&o.config, text).unwrap();
+    let resumed = json(
+        &o.job(
+            "rewrap",
+            &[
+                "--to-version",
+                "2",
+                "--checkpoint",
+                ck.to_str().unwrap(),
+                "--json",
+            ],
+        ),
+        "rewrap resumed",
+    );
+    assert_eq!(resumed["resumed"], Value::Bool(true), "{resumed}");
+    assert_eq!(resumed["complete"], Value::Bool(true), "{resumed}");
+    assert_eq!(
+        count(&resumed, "rewrapped") + count(&resumed, "current"),
+        N as u64,
+        "every object once: {resumed}"
+    );
+    let v = json(&o.job("verify", &["--deep", "--json"]), "verify --deep");
+    assert_eq!(
+        v["key_versions"]["ie/dublin v2"].as_u64(),
+        Some(N as u64),
+        "{v}"
+    );
+    assert!(v["key_versions"].get("ie/dublin v1").is_none(), "{v}");
+
+    // Damage in the store: a header that no longer parses, and (found only by --deep) a
+    // flipped body byte. verify names both and exits 3.
+    let (bad_header, _) = &objects[3];
+    let (bad_body, _) = &objects[4];
+    let path = |k: &str| o.store.root.join(BUCKET).join(k);
+    let mut b = std::fs::read(path(bad_header)).unwrap();
+    b[12] ^= 0xff;
+    std::fs::write(path(bad_header), b).unwrap();
+    let mut b = std::fs::read(path(bad_body)).unwrap();
+    let last = b.len() - 5;
+    b[last] ^= 0x01;
+    std::fs::write(path(bad_body), b).unwrap();
+    let shallow = o.job("verify", &["--json"]);
+    assert_eq!(status(&shallow), 3, "{}", stderr(&shallow));
+    let shallow: Value = serde_json::from_slice(&shallow.stdout).unwrap();
+    assert_eq!(count(&shallow, "damaged"), 1, "{shallow}");
+    assert_eq!(
+        shallow["failures"][0]["key"],
+        bad_header.as_str(),
+        "{shallow}"
+    );
+    let deep = o.job("verify", &["--deep", "--json"]);
+    assert_eq!(status(&deep), 3, "{}", stderr(&deep));
+    let deep: Value = serde_json::from_slice(&deep.stdout).unwrap();
+    assert_eq!(count(&deep, "damaged"), 2, "{deep}");
+    let named: Vec<&str> = deep["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        named.contains(&bad_header.as_str()) && named.contains(&bad_body.as_str()),
+        "{deep}"
+    );
+}
