@@ -95,28 +95,6 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// Counts what is left to walk, for the progress bar's length and ETA.
-    async fn count(&self) -> Result<()> {
-        let s3 = self.scope.s3()?;
-        let mut pages = std::pin::pin!(walk::batches(
-            s3,
-            &self.scope.bucket,
-            self.scope.prefix.clone(),
-            self.ck.after.clone(),
-            1000,
-        ));
-        let (mut n, mut bytes) = (self.ck.retry.len() as u64, 0u64);
-        while let Some(page) = pages.next().await {
-            for o in page? {
-                n += 1;
-                bytes += o.size;
-            }
-            self.progress.listed(n, bytes);
-        }
-        self.progress.listed(n, bytes);
-        Ok(())
-    }
-
     /// Runs `work` over every object not done yet; returns the summary.
     ///
     /// # Errors
@@ -126,7 +104,17 @@ impl<'a> Runner<'a> {
     pub(crate) async fn drive<W: Work>(mut self, work: &W) -> Result<Summary> {
         let s3 = self.scope.s3()?;
         walk::probe(s3, &self.scope.bucket).await?;
-        self.count().await?;
+        // The progress total is counted by a listing of its own, alongside the work, so
+        // that a bucket of millions starts at once.
+        let mut counting = std::pin::pin!(count(
+            s3,
+            &self.scope.bucket,
+            self.scope.prefix.clone(),
+            self.ck.after.clone(),
+            self.ck.retry.len() as u64,
+            self.progress,
+        ));
+        let mut counted = false;
         let started = Instant::now();
         let batch = self.opts.batch.max(1);
         let mut old_retry: VecDeque<String> = std::mem::take(&mut self.ck.retry).into();
@@ -167,27 +155,32 @@ impl<'a> Runner<'a> {
         let mut last_save = Instant::now();
         let mut stop = self.opts.stop.clone();
         let finished = loop {
-            let next = match stop.as_mut() {
-                Some(rx) => {
-                    let interrupted = tokio::select! {
-                        biased;
-                        r = rx.wait_for(|v| *v) => Err(r.is_ok()),
-                        n = results.next() => Ok(n),
-                    };
-                    match interrupted {
-                        Ok(n) => n,
-                        Err(true) => {
-                            stopped = Some("interrupted".to_owned());
-                            break false;
-                        }
-                        // The sender is gone: nobody can interrupt any more.
-                        Err(false) => {
-                            stop = None;
-                            continue;
-                        }
+            let event = tokio::select! {
+                biased;
+                r = async {
+                    match stop.as_mut() {
+                        Some(rx) => rx.wait_for(|v| *v).await.is_ok(),
+                        None => std::future::pending().await,
                     }
+                } => Event::Stop(r),
+                () = &mut counting, if !counted => Event::Counted,
+                n = results.next() => Event::Done(n),
+            };
+            let next = match event {
+                Event::Done(n) => n,
+                Event::Counted => {
+                    counted = true;
+                    continue;
                 }
-                None => results.next().await,
+                Event::Stop(true) => {
+                    stopped = Some("interrupted".to_owned());
+                    break false;
+                }
+                // The sender is gone: nobody can interrupt any more.
+                Event::Stop(false) => {
+                    stop = None;
+                    continue;
+                }
             };
             let Some(next) = next else { break true };
             let (retry, done) = match next {
@@ -279,4 +272,36 @@ impl<'a> Runner<'a> {
             notes,
         })
     }
+}
+
+/// What the driving loop woke up for.
+enum Event<T> {
+    /// Ctrl-C (`true`), or the stop sender went away (`false`).
+    Stop(bool),
+    /// The progress total is known.
+    Counted,
+    /// The next batch finished (or the walk ended).
+    Done(Option<T>),
+}
+
+/// Counts what is left to walk (after `after`, plus `retries`), for the progress bar's
+/// length and ETA. Advisory: a listing error here is left to the walk itself to report.
+async fn count(
+    s3: &crate::store::s3::S3Store,
+    bucket: &str,
+    prefix: Option<String>,
+    after: Option<String>,
+    retries: u64,
+    progress: &dyn Progress,
+) {
+    let mut pages = std::pin::pin!(walk::batches(s3, bucket, prefix, after, 1000));
+    let (mut n, mut bytes) = (retries, 0u64);
+    while let Some(Ok(page)) = pages.next().await {
+        for o in page {
+            n += 1;
+            bytes += o.size;
+        }
+        progress.listed(n, bytes);
+    }
+    progress.listed(n, bytes);
 }
