@@ -362,7 +362,7 @@ def custodian_section(d, w, summary) -> None:
 
 
 # SDK benchmark (benches/sdk.rs): sizes, rows and targets.
-SDK_LARGE = ["1MiB", "16MiB", "100MiB"]
+SDK_LARGE = ["1MiB", "16MiB", "100MiB", "256MiB"]
 SDK_MESSAGES = ["4KiB", "75KiB"]
 SDK_RAW_SEAL = ("sdk_raw_ring", "seal")
 SDK_RAW_OPEN = ("sdk_raw_ring", "open")
@@ -435,7 +435,7 @@ def sdk_section(data, runs, w, summary) -> None:
       "across iterations; *seal* includes the header (one HPKE wrap per object, as every "
       "object needs); *open* uses a **warm DEK cache** (no custodian call). Whole objects are "
       "`Client::seal` / `Client::open` (allocating: each returns a new `Vec`). Sampling: 10 "
-      "flat samples at 100 MiB, 20 at 1 and 16 MiB, 50 below. *Speed vs age* divides the "
+      "flat samples at 100 and 256 MiB, 20 at 1 and 16 MiB, 50 below. *Speed vs age* divides the "
       "SDK's throughput by age's in the same direction (seal ÷ encrypt, open ÷ decrypt) at the "
       "same size. " + pin)
     w("")
