@@ -1170,10 +1170,11 @@ def verdict(summary, data, w):
                      f"c{r[0].split(', ')[1].split(' ')[0]} {r[2].split(' (')[0]}" for r in rows)
     why = ""
     if bad:
-        why = ("on loopback with 2 vCPUs the gateway's work per byte (AES-GCM, re-chunking, a "
-               "second hop with its copies) competes for the same cores as nginx and the load "
-               "generator; with one client the fixed per-PUT HPKE wrap (~0.1 ms) adds latency; "
-               "ANALYSIS.md, Gateway")
+        why = ("crypto is about a fifth of the gateway's CPU per 1 MiB request (perf: AES-GCM "
+               "~10–13 %, X25519 of the per-object wrap ~7 % of its samples); most of the rest "
+               "is the kernel moving the bytes through the second socket hop, and all of it "
+               "competes with nginx and the load generator for the 2 vCPUs; ANALYSIS.md, "
+               "issue 10 part")
     lines.append(("Gateway ≥ 80 % of pass-through at 1 MiB (PUT and GET, 1 / 8 / 64 clients)",
                   meas or "not measured", st, why))
     rows = find("gateway RSS")

@@ -505,11 +505,13 @@ fn load(s: &Setup) {
         "load_client_threads": 2,
         "cells": cells,
     });
-    std::fs::write(
-        out.join("load.json"),
-        serde_json::to_string_pretty(&doc).unwrap(),
-    )
-    .unwrap();
+    // A filtered (profiling) run must not replace a full run's results.
+    let file = if filter.is_empty() {
+        "load.json"
+    } else {
+        "load-filtered.json"
+    };
+    std::fs::write(out.join(file), serde_json::to_string_pretty(&doc).unwrap()).unwrap();
 }
 
 fn vm_hwm_kib(pid: u32) -> u64 {
@@ -616,7 +618,8 @@ fn main() {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .configure_from_args();
-    if std::env::var_os("GATEWAY_BENCH_NO_RSS").is_none() {
+    let rss_measured = std::env::var_os("GATEWAY_BENCH_NO_RSS").is_none();
+    if rss_measured {
         rss_1gib(&s);
     }
     if std::env::var_os("GATEWAY_BENCH_NO_LOAD").is_none() {
@@ -628,7 +631,7 @@ fn main() {
     // The HTTP gateway's peak over everything above (1 GiB, then up to 64 concurrent
     // requests), next to the 1 GiB figure.
     let rss = target_dir().join("gateway-bench").join("rss.json");
-    if let Ok(text) = std::fs::read_to_string(&rss) {
+    if let (true, Ok(text)) = (rss_measured, std::fs::read_to_string(&rss)) {
         let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
         doc["gateway_vm_hwm_kib_after_load"] = vm_hwm_kib(s.gw.pid()).into();
         doc["s3_gateway_vm_hwm_kib"] = vm_hwm_kib(s.gw_s3.pid()).into();
