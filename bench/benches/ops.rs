@@ -122,11 +122,16 @@ fn stats(v: &[f64]) -> serde_json::Value {
     })
 }
 
+/// `$CARGO_TARGET_DIR` (bench/run sets it), else `target/` next to this crate as cargo runs
+/// it (the run-time `CARGO_MANIFEST_DIR`: a build shared between checkouts may carry another
+/// checkout's compile-time path).
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
-        PathBuf::from,
-    )
+    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(t);
+    }
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest.join("../target")
 }
 
 fn main() {
