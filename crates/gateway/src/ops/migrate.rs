@@ -18,8 +18,8 @@ use bytes::Bytes;
 use custodia_envelope::Binding;
 use futures_util::StreamExt;
 
-use super::runner::{Runner, Work};
-use super::{Kind, Listed, Options, Outcome, Progress, Scope, Summary};
+use super::runner::{PerObject, Runner};
+use super::{Kind, Options, Outcome, Progress, Scope, Summary};
 use crate::codec::{self, Checks, Failure, Start};
 use crate::error::{Error, Result};
 use crate::routes::RESERVED_PREFIX;
@@ -148,14 +148,9 @@ impl From<Error> for Stop {
     }
 }
 
-impl Work for MigrateWork<'_> {
-    async fn batch(&self, items: Vec<Listed>) -> Vec<(Listed, Outcome)> {
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            let o = self.one(&item.key).await;
-            out.push((item, o));
-        }
-        out
+impl PerObject for MigrateWork<'_> {
+    async fn one(&self, key: &str) -> Outcome {
+        self.object(key).await
     }
 }
 
@@ -165,7 +160,7 @@ impl MigrateWork<'_> {
         format!("{}{}", self.temp_prefix, hex::encode(&d.as_ref()[..20]))
     }
 
-    async fn one(&self, key: &str) -> Outcome {
+    async fn object(&self, key: &str) -> Outcome {
         let mailbox = match self.scope.objects.routes().resolve(&self.scope.bucket, key) {
             Ok(r) => r.mailbox,
             Err(e) => return Outcome::because(Kind::Failed, e.to_string()),

@@ -27,6 +27,22 @@ pub(crate) trait Work: Sync {
     fn batch(&self, items: Vec<Listed>) -> impl Future<Output = Vec<(Listed, Outcome)>> + Send;
 }
 
+/// Work done one object at a time (everything but rewrap, which batches custodian calls).
+pub(crate) trait PerObject: Sync {
+    fn one(&self, key: &str) -> impl Future<Output = Outcome> + Send;
+}
+
+impl<T: PerObject> Work for T {
+    async fn batch(&self, items: Vec<Listed>) -> Vec<(Listed, Outcome)> {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let o = self.one(&item.key).await;
+            out.push((item, o));
+        }
+        out
+    }
+}
+
 /// A job being run.
 pub(crate) struct Runner<'a> {
     scope: &'a Scope,

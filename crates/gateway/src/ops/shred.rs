@@ -10,9 +10,9 @@ use custodia_envelope::{CustodianName, RecipientId, Region};
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use super::runner::{Runner, Work};
+use super::runner::{PerObject, Runner};
 use super::verify::{Inspected, inspect, versions};
-use super::{Kind, Listed, Options, Outcome, Progress, Scope, Summary};
+use super::{Kind, Options, Outcome, Progress, Scope, Summary};
 use crate::error::{Error, Result};
 
 /// Affected keys kept for the check after the destruction (the count is always exact).
@@ -85,41 +85,34 @@ struct ScanWork<'a> {
     affected: Mutex<Vec<String>>,
 }
 
-impl Work for ScanWork<'_> {
-    async fn batch(&self, items: Vec<Listed>) -> Vec<(Listed, Outcome)> {
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            let o = match inspect(self.scope, &item.key).await {
-                Ok(Inspected::Gone) => Outcome::of(Kind::Gone, 0),
-                Ok(Inspected::Plaintext(n)) => Outcome::of(Kind::Plaintext, n),
-                Ok(Inspected::Damaged(why)) => Outcome::because(Kind::Damaged, why),
-                Ok(Inspected::Sealed(header, n, _)) => {
-                    let hit = header
-                        .stanzas()
-                        .iter()
-                        .any(|s| self.target.matches(&s.recipient));
-                    if hit
-                        && let Ok(mut a) = self.affected.lock()
-                        && a.len() < MAX_AFFECTED_KEPT
-                    {
-                        a.push(item.key.clone());
-                    }
-                    let mut o = Outcome::of(
-                        if hit {
-                            Kind::Affected
-                        } else {
-                            Kind::Unaffected
-                        },
-                        n,
-                    );
-                    o.versions = versions(&header);
-                    o
+impl PerObject for ScanWork<'_> {
+    async fn one(&self, key: &str) -> Outcome {
+        match inspect(self.scope, key).await {
+            Ok(Inspected::Gone) => Outcome::of(Kind::Gone, 0),
+            Ok(Inspected::Plaintext(n)) => Outcome::of(Kind::Plaintext, n),
+            Ok(Inspected::Damaged(why)) => Outcome::because(Kind::Damaged, why),
+            Ok(Inspected::Sealed(header, n, _)) => {
+                let hit = header
+                    .stanzas()
+                    .iter()
+                    .any(|s| self.target.matches(&s.recipient));
+                if hit
+                    && let Ok(mut a) = self.affected.lock()
+                    && a.len() < MAX_AFFECTED_KEPT
+                {
+                    a.push(key.to_owned());
                 }
-                Err(e) => Outcome::failed(&e),
-            };
-            out.push((item, o));
+                let kind = if hit {
+                    Kind::Affected
+                } else {
+                    Kind::Unaffected
+                };
+                let mut o = Outcome::of(kind, n);
+                o.versions = versions(&header);
+                o
+            }
+            Err(e) => Outcome::failed(&e),
         }
-        out
     }
 }
 

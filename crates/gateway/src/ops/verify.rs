@@ -5,8 +5,8 @@
 use custodia_envelope::Header;
 use futures_util::StreamExt;
 
-use super::runner::{Runner, Work};
-use super::{Kind, Listed, Options, Outcome, Progress, Scope, Summary};
+use super::runner::{PerObject, Runner};
+use super::{Kind, Options, Outcome, Progress, Scope, Summary};
 use crate::codec::Start;
 use crate::error::{Error, Result};
 use crate::objects::is_multipart_part;
@@ -80,19 +80,14 @@ struct VerifyWork<'a> {
     deep: bool,
 }
 
-impl Work for VerifyWork<'_> {
-    async fn batch(&self, items: Vec<Listed>) -> Vec<(Listed, Outcome)> {
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            let o = self.one(&item.key).await;
-            out.push((item, o));
-        }
-        out
+impl PerObject for VerifyWork<'_> {
+    async fn one(&self, key: &str) -> Outcome {
+        self.object(key).await
     }
 }
 
 impl VerifyWork<'_> {
-    async fn one(&self, key: &str) -> Outcome {
+    async fn object(&self, key: &str) -> Outcome {
         let (header, len) = match inspect(self.scope, key).await {
             Ok(Inspected::Gone) => return Outcome::of(Kind::Gone, 0),
             Ok(Inspected::Plaintext(n)) => return Outcome::of(Kind::Plaintext, n),
