@@ -219,7 +219,8 @@ pub struct CustodianProc {
     pub manifest_key: [u8; 32],
     /// Extra environment.
     env: Vec<(String, String)>,
-    /// Wrap the command in `bash -c 'ulimit -f N; trap "" XFSZ; exec …'` (file-size limit, KiB).
+    /// Wrap the command in `bash -c 'ulimit -f N; exec …'` (file-size limit, KiB). SIGXFSZ
+    /// keeps its default action (kill): the custodian must handle it itself.
     pub file_size_limit_kib: Option<u64>,
 }
 
@@ -314,7 +315,7 @@ impl CustodianProc {
         let mut cmd = if let Some(kib) = self.file_size_limit_kib {
             let mut c = Command::new("bash");
             c.arg("-c")
-                .arg(format!("ulimit -f {kib}; trap '' XFSZ; exec \"$0\" \"$@\""))
+                .arg(format!("ulimit -f {kib}; exec \"$0\" \"$@\""))
                 .arg(&bin);
             c
         } else {
@@ -357,6 +358,18 @@ impl CustodianProc {
     /// Stops the process (SIGKILL; the service's durability must not depend on a clean stop).
     pub fn stop(&mut self) {
         self.kill9();
+    }
+
+    /// Sends `signal` (a name kill(1) knows: `STOP`, `CONT`, …) to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("custodian not running").id();
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{signal} {pid} failed");
     }
 
     /// Whether the process is still running.

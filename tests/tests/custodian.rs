@@ -325,8 +325,24 @@ fn a_full_disk_makes_the_custodian_refuse_and_keep_serving() {
         }) => assert_eq!(code, "log_unavailable"),
         other => panic!("expected 503 log_unavailable, got {other:?}"),
     }
+    // SIGXFSZ (the default action kills the process) was handled: still running.
     assert!(w.custodian.is_running());
     runtime.block_on(client.health()).unwrap();
+    let metrics = runtime.block_on(client.metrics()).unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("custodia_decision_log_failures_total ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    // The limit lifted: the log it left opens whole, and releases resume.
+    let logged = w.custodian.log().len();
+    w.custodian.file_size_limit_kib = None;
+    w.custodian.spawn();
+    let client = w.client(&w.gw_ie);
+    let r = runtime.block_on(client.unwrap(&[item(&o)], None)).unwrap();
+    assert!(r.results[0].is_ok());
+    assert_eq!(w.custodian.log().len(), logged + 1);
 }
 
 #[test]

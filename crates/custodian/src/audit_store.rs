@@ -21,7 +21,8 @@ use zeroize::Zeroizing;
 
 use crate::audit::checkpoint::sign_checkpoint;
 use crate::audit::entry::{DetailEntry, PublicEntry, mailbox_commitment};
-use crate::audit::report::{Period, Report, build_report};
+use crate::audit::records::Records;
+use crate::audit::report::{Period, Report, Tally};
 use crate::audit::tree::{Hash, MerkleTree};
 use crate::decision_log::{Decision, DecisionLog};
 use crate::keystore::ManifestSigner;
@@ -49,7 +50,7 @@ struct Inner {
     details: File,
     entries_len: u64,
     details_len: u64,
-    records: Vec<Vec<u8>>,
+    records: Records,
     tree: MerkleTree,
     checkpoint: String,
     signed_at: Instant,
@@ -63,6 +64,10 @@ pub struct AuditStore {
     signer: ManifestSigner,
     commitment_key: Zeroizing<[u8; 32]>,
     inner: Mutex<Inner>,
+    /// Transparency-report tallies of the most recently asked periods, each counted up to
+    /// some checkpoint. Held while a report is computed (one at a time), never with `inner`
+    /// longer than it takes to snapshot the records.
+    tallies: Mutex<Vec<Tally>>,
     /// Seconds each batch's fsync took (for metrics), most recent.
     last_fsync: Mutex<f64>,
 }
@@ -157,7 +162,7 @@ impl AuditStore {
             details: open_append(&details_path, details_len)?,
             entries_len,
             details_len,
-            records,
+            records: Records::from_vec(records),
             tree,
             checkpoint,
             signed_at: Instant::now(),
@@ -169,6 +174,7 @@ impl AuditStore {
             signer,
             commitment_key,
             inner: Mutex::new(inner),
+            tallies: Mutex::new(Vec::new()),
             last_fsync: Mutex::new(0.0),
         })
     }
@@ -190,11 +196,10 @@ impl AuditStore {
     /// # Errors
     /// [`Error::Protocol`] if a stored entry does not parse.
     pub fn public_entries(&self) -> Result<Vec<PublicEntry>> {
-        let inner = self.lock()?;
-        inner
-            .records
-            .iter()
-            .map(|r| PublicEntry::from_record(r))
+        let snapshot = self.lock()?.records.snapshot();
+        snapshot
+            .iter_from(0)
+            .map(PublicEntry::from_record)
             .collect()
     }
 
@@ -282,7 +287,9 @@ impl AuditStore {
         for r in &publics {
             inner.tree.append(r)?;
         }
-        inner.records.extend(publics.iter().cloned());
+        for r in &publics {
+            inner.records.push(r.clone());
+        }
         let size = inner.tree.size();
         inner.checkpoint = sign_checkpoint(&self.origin, size, &inner.tree.root(), &self.signer)?;
         inner.signed_at = Instant::now();
@@ -329,10 +336,15 @@ impl AuditStore {
     pub fn entries(&self, start: u64, end: u64) -> Result<Vec<String>> {
         let inner = self.lock()?;
         check_range(start, end, inner.tree.size())?;
-        Ok(inner.records[to_usize(start)?..to_usize(end)?]
-            .iter()
-            .map(|r| String::from_utf8_lossy(r).into_owned())
-            .collect())
+        (start..end)
+            .map(|i| {
+                inner
+                    .records
+                    .get(i)
+                    .map(|r| String::from_utf8_lossy(r).into_owned())
+                    .ok_or_else(|| Error::Protocol("entry outside the log".into()))
+            })
+            .collect()
     }
 
     /// Inclusion proof of entry `index` in the tree of size `size`.
@@ -380,21 +392,35 @@ impl AuditStore {
 
     /// The transparency report for `period`, computed over the log at its current checkpoint.
     ///
+    /// Appends are never held up by it: the records are snapshotted under the append lock
+    /// (in time independent of the log's size) and counted after it is released. The
+    /// period's tally is kept, so the next report of the period counts only the entries
+    /// appended since; reports are computed one at a time.
+    ///
     /// # Errors
     /// [`Error::Protocol`] if a stored entry does not parse.
     pub fn report(&self, period: Period) -> Result<Report> {
-        let inner = self.lock()?;
-        let entries = inner
-            .records
-            .iter()
-            .map(|r| PublicEntry::from_record(r))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(build_report(
-            &entries,
-            period,
-            &inner.checkpoint,
-            inner.tree.size(),
-        ))
+        /// Periods whose tallies are kept.
+        const KEPT: usize = 8;
+        let mut tallies = self
+            .tallies
+            .lock()
+            .map_err(|_| Error::LogUnavailable("report lock poisoned".into()))?;
+        let (snapshot, checkpoint) = {
+            let inner = self.lock()?;
+            (inner.records.snapshot(), inner.checkpoint.clone())
+        };
+        let mut tally = match tallies.iter().position(|t| t.period() == period) {
+            Some(i) => tallies.remove(i),
+            None => Tally::new(period),
+        };
+        for record in snapshot.iter_from(tally.counted()) {
+            tally.add(&PublicEntry::from_record(record)?);
+        }
+        let report = tally.report(&checkpoint);
+        tallies.insert(0, tally);
+        tallies.truncate(KEPT);
+        Ok(report)
     }
 
     /// Reads a log directory without opening it for writing: every public entry joined with

@@ -120,11 +120,18 @@ struct RawLimits {
     per_mailbox_burst: u32,
     bulk_mailboxes_per_minute: u32,
     request_timeout_secs: u64,
+    max_connections: usize,
+    max_handshakes: usize,
+    max_connections_per_region: usize,
+    max_connections_per_caller: usize,
+    handshake_timeout_secs: u64,
+    idle_timeout_secs: u64,
 }
 
 impl Default for RawLimits {
     fn default() -> Self {
         let rl = RateLimits::default();
+        let cl = ConnectionLimits::default();
         Self {
             max_body_bytes: 4 * 1024 * 1024,
             max_batch: crate::api::MAX_BATCH,
@@ -132,6 +139,12 @@ impl Default for RawLimits {
             per_mailbox_burst: rl.per_mailbox_burst,
             bulk_mailboxes_per_minute: rl.bulk_mailboxes_per_minute,
             request_timeout_secs: 30,
+            max_connections: cl.max_connections,
+            max_handshakes: cl.max_handshakes,
+            max_connections_per_region: cl.max_connections_per_region,
+            max_connections_per_caller: cl.max_connections_per_caller,
+            handshake_timeout_secs: cl.handshake_timeout_secs,
+            idle_timeout_secs: cl.idle_timeout_secs,
         }
     }
 }
@@ -190,6 +203,41 @@ pub struct Limits {
     pub rate: RateLimits,
     /// Per-request timeout, seconds.
     pub request_timeout_secs: u64,
+    /// Connections and their timeouts.
+    pub connections: ConnectionLimits,
+}
+
+/// How many connections the server holds and for how long (`docs/API.md` §1.1). A caller
+/// that floods the server hits its own caps first: per certificate identity, then per
+/// region, so one identity, or one region's CA, cannot lock another out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Most open connections in all (handshaking or established).
+    pub max_connections: usize,
+    /// Most connections still in their TLS handshake.
+    pub max_handshakes: usize,
+    /// Most established connections of one region's callers.
+    pub max_connections_per_region: usize,
+    /// Most established connections of one caller (region and certificate identity).
+    pub max_connections_per_caller: usize,
+    /// Seconds a TLS handshake may take.
+    pub handshake_timeout_secs: u64,
+    /// Seconds a connection may sit with no request in flight (this bounds the time to send
+    /// a request head as well) before the server closes it.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            max_handshakes: 128,
+            max_connections_per_region: 512,
+            max_connections_per_caller: 64,
+            handshake_timeout_secs: 5,
+            idle_timeout_secs: 30,
+        }
+    }
 }
 
 /// The validated configuration.
@@ -363,6 +411,30 @@ impl Config {
         if l.max_body_bytes < 1024 {
             return Err(Error::config("limits.max_body_bytes", "at least 1024"));
         }
+        for (field, v) in [
+            ("limits.max_connections", l.max_connections),
+            ("limits.max_handshakes", l.max_handshakes),
+            (
+                "limits.max_connections_per_region",
+                l.max_connections_per_region,
+            ),
+            (
+                "limits.max_connections_per_caller",
+                l.max_connections_per_caller,
+            ),
+        ] {
+            if v == 0 {
+                return Err(Error::config(field, "at least 1"));
+            }
+        }
+        if l.max_connections_per_caller > l.max_connections_per_region
+            || l.max_connections_per_region > l.max_connections
+        {
+            return Err(Error::config(
+                "limits.max_connections_per_caller",
+                "need per caller <= per region <= max_connections",
+            ));
+        }
         Ok(Self {
             region: own_region,
             custodian,
@@ -385,6 +457,14 @@ impl Config {
                     bulk_mailboxes_per_minute: l.bulk_mailboxes_per_minute,
                 },
                 request_timeout_secs: l.request_timeout_secs.max(1),
+                connections: ConnectionLimits {
+                    max_connections: l.max_connections,
+                    max_handshakes: l.max_handshakes,
+                    max_connections_per_region: l.max_connections_per_region,
+                    max_connections_per_caller: l.max_connections_per_caller,
+                    handshake_timeout_secs: l.handshake_timeout_secs.max(1),
+                    idle_timeout_secs: l.idle_timeout_secs.max(1),
+                },
             },
         })
     }

@@ -12,6 +12,7 @@
 //! ## Out of scope
 //! The envelope format (`custodia-envelope`), sealing and opening objects (the SDK).
 
+pub mod admission;
 pub mod api;
 pub mod approval;
 pub mod audit;

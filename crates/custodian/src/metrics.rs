@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::admission::Admission;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const LATENCY_BUCKETS: [f64; 10] = [
@@ -74,6 +76,8 @@ pub struct Metrics {
     rate_limited: AtomicU64,
     bulk: AtomicU64,
     log_failures: AtomicU64,
+    connections_refused: Mutex<BTreeMap<&'static str, u64>>,
+    admission: OnceLock<Arc<Admission>>,
 }
 
 impl Default for Metrics {
@@ -87,6 +91,8 @@ impl Default for Metrics {
             rate_limited: AtomicU64::new(0),
             bulk: AtomicU64::new(0),
             log_failures: AtomicU64::new(0),
+            connections_refused: Mutex::new(BTreeMap::new()),
+            admission: OnceLock::new(),
         }
     }
 }
@@ -134,6 +140,18 @@ impl Metrics {
         self.log_failures.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a connection refused at a cap (`reason`: see [`crate::admission::Refused`]).
+    pub fn connection_refused(&self, reason: &'static str) {
+        if let Ok(mut m) = self.connections_refused.lock() {
+            *m.entry(reason).or_default() += 1;
+        }
+    }
+
+    /// Reports the open connections of the server's admission control.
+    pub fn set_connection_gauge(&self, admission: Arc<Admission>) {
+        let _ = self.admission.set(admission);
+    }
+
     /// Prometheus text exposition.
     #[must_use]
     pub fn render(&self) -> String {
@@ -168,6 +186,22 @@ impl Metrics {
                 out,
                 "# TYPE {name} counter\n{name} {}",
                 v.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# TYPE custodia_connections_refused_total counter\n");
+        if let Ok(m) = self.connections_refused.lock() {
+            for (reason, n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "custodia_connections_refused_total{{reason=\"{reason}\"}} {n}"
+                );
+            }
+        }
+        if let Some(a) = self.admission.get() {
+            let _ = writeln!(
+                out,
+                "# TYPE custodia_connections_open gauge\ncustodia_connections_open {}",
+                a.open()
             );
         }
         out

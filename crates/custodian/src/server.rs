@@ -14,12 +14,13 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls_pki_types::UnixTime;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::admission::{Activity, Admission, Refused};
 use crate::api::{
     Denial, DestroyRequest, DetailsResponse, EntriesResponse, ErrorBody, Health, ProofResponse,
     RewrapRequest, UnwrapRequest,
@@ -130,6 +131,20 @@ where
             "task failed",
         )),
     }
+}
+
+/// Runs a log read on the blocking pool: however long it takes, it holds no async worker.
+async fn read_off_worker<F>(f: F) -> core::result::Result<Response<Body>, Response<Body>>
+where
+    F: FnOnce() -> core::result::Result<Response<Body>, Response<Body>> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|_| {
+        Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "task failed",
+        ))
+    })
 }
 
 /// Parses `name=value` pairs of a query string (values here are plain numbers and periods).
@@ -278,7 +293,15 @@ async fn handle(
                 );
                 Ok(r)
             }
-            (&Method::GET, ["v1", "audit", rest @ ..]) => audit_get(&c, &who, rest, &query(&req)),
+            (&Method::GET, ["v1", "audit", ..]) => {
+                let q = query(&req);
+                let path = path.clone();
+                read_off_worker(move || {
+                    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+                    audit_get(&c, &who, segments.get(2..).unwrap_or_default(), &q)
+                })
+                .await
+            }
             (&Method::GET, ["v1", "transparency"]) => {
                 let q = query(&req);
                 match q
@@ -286,11 +309,15 @@ async fn handle(
                     .find(|(k, _)| k == "period")
                     .map(|(_, v)| v.parse::<Period>())
                 {
-                    Some(Ok(period)) => c
-                        .audit()
-                        .report(period)
-                        .map(|r| json(StatusCode::OK, &r))
-                        .map_err(|e| from_error(&e)),
+                    Some(Ok(period)) => {
+                        read_off_worker(move || {
+                            c.audit()
+                                .report(period)
+                                .map(|r| json(StatusCode::OK, &r))
+                                .map_err(|e| from_error(&e))
+                        })
+                        .await
+                    }
                     _ => Err(error(
                         StatusCode::BAD_REQUEST,
                         "bad_request",
@@ -367,7 +394,60 @@ async fn handle(
     result.unwrap_or_else(|r| r)
 }
 
+/// Replaces SIGXFSZ's default action (the process is killed) by a warning: a write past a
+/// file-size limit (`ulimit -f`, systemd's `LimitFSIZE`) then fails with `EFBIG` like one to
+/// a full disk, and the log answers `503 log_unavailable`, releasing nothing, as for a full
+/// disk (`docs/API.md` §6.1).
+fn survive_file_size_limit() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::from_raw(libc::SIGXFSZ)) {
+            Ok(mut signals) => {
+                tokio::spawn(async move {
+                    while signals.recv().await.is_some() {
+                        tracing::warn!(
+                            "a write went past the file-size limit (SIGXFSZ): the audit log \
+                             refuses appends until the limit is raised"
+                        );
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot handle SIGXFSZ"),
+        }
+    }
+}
+
+/// How often an open connection checks whether it has been idle too long.
+const IDLE_CHECK: Duration = Duration::from_millis(500);
+
+/// The answer to a caller over its connection cap, before the connection is closed.
+fn too_many_connections(reason: Refused) -> Response<Body> {
+    let mut r = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too_many_connections",
+        format!(
+            "this caller holds too many connections ({} cap); reuse one or retry",
+            reason.as_str()
+        ),
+    );
+    r.headers_mut().insert(
+        hyper::header::RETRY_AFTER,
+        hyper::header::HeaderValue::from_static("1"),
+    );
+    r.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
+    r
+}
+
 /// Serves the custodian on `listener` until `shutdown` completes.
+///
+/// Connections are admitted under the caps of `limits.max_connections`,
+/// `max_handshakes`, `max_connections_per_region` and `max_connections_per_caller`
+/// ([`Admission`]); a handshake gets `handshake_timeout_secs`, and a connection with no
+/// request in flight for `idle_timeout_secs` is closed.
 ///
 /// # Errors
 /// Only if accepting connections fails fatally.
@@ -378,7 +458,10 @@ pub async fn serve(
     verifier: Arc<RegionVerifier>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
+    survive_file_size_limit();
     let acceptor = TlsAcceptor::from(tls);
+    let admission = Admission::new(custodian.config().limits.connections);
+    custodian.metrics.set_connection_gauge(admission.clone());
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -392,25 +475,41 @@ pub async fn serve(
                 }
             },
         };
+        let (connection, handshake) = match admission.accept(peer.ip()) {
+            Ok(p) => p,
+            Err(reason) => {
+                custodian.metrics.connection_refused(reason.as_str());
+                tracing::debug!(%peer, reason = reason.as_str(), "connection refused: cap reached");
+                continue;
+            }
+        };
         // Responses are written whole: do not let Nagle hold their tail back for the peer's
         // delayed ACK (measured: 40 ms stalls on large batches).
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let custodian = custodian.clone();
         let verifier = verifier.clone();
+        let admission = admission.clone();
         tokio::spawn(async move {
-            let stream =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::info!(%peer, error = %e, "TLS handshake refused");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::info!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
+            let _connection = connection;
+            let limits = *admission.limits();
+            let stream = match tokio::time::timeout(
+                Duration::from_secs(limits.handshake_timeout_secs),
+                acceptor.accept(tcp),
+            )
+            .await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, error = %e, "TLS handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            drop(handshake);
             let identity = match stream
                 .get_ref()
                 .1
@@ -424,12 +523,41 @@ pub async fn serve(
                     return;
                 }
             };
+            let idle = Duration::from_secs(limits.idle_timeout_secs);
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(idle);
+            let _caller_permit = match admission.admit(&identity) {
+                Ok(p) => p,
+                Err(reason) => {
+                    custodian.metrics.connection_refused(reason.as_str());
+                    tracing::info!(
+                        %peer, region = %identity.region, name = ?identity.name,
+                        reason = reason.as_str(), "connection refused: caller over its cap"
+                    );
+                    // Tell the caller why, then close: one answer, bounded in time.
+                    builder.keep_alive(false);
+                    let svc =
+                        hyper::service::service_fn(move |_req: Request<Incoming>| async move {
+                            Ok::<_, Infallible>(too_many_connections(reason))
+                        });
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        builder.serve_connection(TokioIo::new(stream), svc),
+                    )
+                    .await;
+                    return;
+                }
+            };
             let caller = Arc::new(custodian.caller(identity));
-            tracing::debug!(%peer, region = %caller.identity.region, name = %caller.identity.name, "caller connected");
+            tracing::debug!(%peer, region = %caller.identity.region, name = ?caller.identity.name, "caller connected");
+            let activity = Arc::new(Activity::default());
+            let watched = activity.clone();
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let custodian = custodian.clone();
                 let caller = caller.clone();
+                let busy = activity.busy();
                 async move {
+                    let _busy = busy;
                     let started = Instant::now();
                     let route = route_name(req.method(), req.uri().path());
                     let timeout =
@@ -452,10 +580,32 @@ pub async fn serve(
                     Ok::<_, Infallible>(resp)
                 }
             });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await
-            {
+            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            let mut closing: Option<Instant> = None;
+            let result = loop {
+                tokio::select! {
+                    r = conn.as_mut() => break r,
+                    () = tokio::time::sleep(IDLE_CHECK) => {
+                        let Some(quiet) = watched.idle_for() else { continue };
+                        match closing {
+                            // Idle too long: close once no request is in flight.
+                            None if quiet >= idle => {
+                                tracing::debug!(%peer, "closing an idle connection");
+                                conn.as_mut().graceful_shutdown();
+                                closing = Some(Instant::now());
+                            }
+                            // Still open a second later with nothing in flight (a request
+                            // head half sent): drop it.
+                            Some(t) if t.elapsed() >= Duration::from_secs(1) => {
+                                break Ok(());
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });

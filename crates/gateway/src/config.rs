@@ -173,8 +173,17 @@ pub struct RouteEntry {
 pub struct Limits {
     /// Largest request head (request line and headers), bytes.
     pub max_header_bytes: usize,
-    /// Most requests served at once per front; more wait for a slot.
+    /// Most requests served at once per front, counted separately for reads (GET, HEAD) and
+    /// for writes (everything else), so reads waiting on a custodian never hold the slots
+    /// writes need; more wait for a slot.
     pub max_concurrent_requests: usize,
+    /// Seconds one call to a custodian may take, every attempt included; a read then
+    /// answers 503 with `Retry-After`.
+    pub custodian_timeout_secs: u64,
+    /// Seconds opening one connection to a custodian may take (TCP, TLS and HTTP
+    /// handshakes). A custodian not connected to in time is treated as down for 2 s: reads
+    /// of its region answer 503 at once.
+    pub custodian_connect_timeout_secs: u64,
     /// Most open client connections per front; more are closed at once.
     pub max_connections: usize,
     /// Seconds a connection may sit idle (or take to send its request head).
@@ -190,6 +199,8 @@ impl Default for Limits {
         Self {
             max_header_bytes: 64 * 1024,
             max_concurrent_requests: 256,
+            custodian_timeout_secs: 10,
+            custodian_connect_timeout_secs: 3,
             max_connections: 1024,
             idle_timeout_secs: 60,
             max_object_bytes: 5 * 1024 * 1024 * 1024 * 1024,

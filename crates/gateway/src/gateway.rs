@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use custodia::{CacheConfig, Client, CustodianEndpoint, Directory, Policy};
+use custodia::{CacheConfig, Client, CustodianEndpoint, Directory, Policy, Timeouts};
 use custodia_envelope::{CustodianName, Region};
 use tokio::net::TcpListener;
 
@@ -38,7 +38,10 @@ fn file_err(path: &std::path::Path) -> impl FnOnce(custodia_custodian::Error) ->
 pub fn sdk_client(config: &Config) -> Result<Client> {
     let id = &config.identity;
     let chain = custodia_custodian::tls::load_certs(&id.cert).map_err(file_err(&id.cert))?;
-    let mut builder = Directory::builder();
+    let mut builder = Directory::builder().timeouts(Timeouts {
+        connect: Duration::from_secs(config.limits.custodian_connect_timeout_secs.max(1)),
+        call: Duration::from_secs(config.limits.custodian_timeout_secs.max(1)),
+    });
     for (i, c) in config.custodians.iter().enumerate() {
         let field = |f: &str| format!("custodian[{i}].{f}");
         let roots = custodia_custodian::tls::load_certs(&c.ca).map_err(file_err(&c.ca))?;
@@ -268,8 +271,12 @@ impl Gateway {
             )));
         }
         if let (Some(listener), Some(s)) = (self.s3, &self.config.s3) {
-            let service =
-                crate::s3_front::service(self.objects.clone(), s.clone(), self.metrics.clone())?;
+            let service = crate::s3_front::service(
+                self.objects.clone(),
+                s.clone(),
+                self.metrics.clone(),
+                self.config.limits.max_concurrent_requests,
+            )?;
             tasks.push(tokio::spawn(crate::server::serve(
                 listener,
                 tls.clone(),

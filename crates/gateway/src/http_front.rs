@@ -12,13 +12,13 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::meta;
 use crate::metrics::Metrics;
 use crate::objects::{GetObject, ObjectInfo, Objects, PutObject, RangeSpec};
+use crate::slots::Slots;
 use crate::store::{BodyStream, UpBody};
 
 /// How long a request body may send nothing before the upload is abandoned (the store then
@@ -31,7 +31,7 @@ pub struct HttpFront {
     objects: Arc<Objects>,
     tokens: Vec<[u8; 32]>,
     metrics: Arc<Metrics>,
-    slots: Semaphore,
+    slots: Slots,
     next_id: AtomicU64,
     body_idle: Duration,
 }
@@ -56,7 +56,7 @@ impl HttpFront {
             objects,
             tokens: tokens.iter().map(|t| digest(t.as_bytes())).collect(),
             metrics,
-            slots: Semaphore::new(max_concurrent),
+            slots: Slots::new(max_concurrent),
             next_id: AtomicU64::new(1),
             body_idle: BODY_IDLE_TIMEOUT,
         }
@@ -118,9 +118,9 @@ impl HttpFront {
             return Ok(r);
         }
         let _in_flight = self.metrics.start();
-        let result = match self.slots.acquire().await {
-            Ok(_permit) => self.route(req, &id).await,
-            Err(_) => Err(Error::CustodianUnavailable("shutting down".into())),
+        let result = match self.slots.acquire(&method).await {
+            Some(_permit) => self.route(req, &id).await,
+            None => Err(Error::CustodianUnavailable("shutting down".into())),
         };
         let mut resp = result.unwrap_or_else(|e| {
             if e.status().is_server_error() {

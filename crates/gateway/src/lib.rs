@@ -24,6 +24,7 @@ pub mod ops;
 pub mod routes;
 pub mod s3_front;
 pub mod server;
+pub mod slots;
 pub mod store;
 
 pub use config::Config;

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use custodia_custodian::client::CustodianClient;
 use custodia_custodian::manifest::ManifestPin;
@@ -118,6 +119,26 @@ pub struct Directory {
 #[derive(Debug, Default)]
 pub struct DirectoryBuilder {
     regions: BTreeMap<Region, Vec<Entry>>,
+    timeouts: Option<Timeouts>,
+}
+
+/// How long a call to a custodian may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Opening one connection (TCP, TLS and HTTP handshakes). A custodian that cannot be
+    /// connected to within it is treated as down for a short while: calls fail at once.
+    pub connect: Duration,
+    /// One whole call, every attempt and wait included.
+    pub call: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: custodia_custodian::client::CONNECT_TIMEOUT,
+            call: custodia_custodian::client::CALL_TIMEOUT,
+        }
+    }
 }
 
 impl DirectoryBuilder {
@@ -159,9 +180,22 @@ impl DirectoryBuilder {
         Ok(self)
     }
 
+    /// Bounds every call to every custodian of the directory (default [`Timeouts::default`]).
+    #[must_use]
+    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = Some(timeouts);
+        self
+    }
+
     /// The directory (no manifest fetched yet: call [`Directory::refresh`]).
     #[must_use]
-    pub fn build(self) -> Directory {
+    pub fn build(mut self) -> Directory {
+        if let Some(t) = self.timeouts {
+            for entry in self.regions.values_mut().flatten() {
+                entry.client.set_timeout(t.call);
+                entry.client.set_connect_timeout(t.connect);
+            }
+        }
         Directory {
             regions: self.regions,
         }

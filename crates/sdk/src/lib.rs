@@ -52,7 +52,7 @@ mod policy;
 
 pub use cache::CacheConfig;
 pub use client::{Client, ClientBuilder, ClientStats, Opened, RangeSource};
-pub use directory::{CustodianEndpoint, Directory, DirectoryBuilder};
+pub use directory::{CustodianEndpoint, Directory, DirectoryBuilder, Timeouts};
 pub use error::{Error, Result};
 pub use maintenance::{Rewrapped, SealCheck};
 pub use policy::{Policy, PolicyBuilder};

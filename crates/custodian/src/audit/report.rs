@@ -186,6 +186,97 @@ fn outcome_name(outcome: Outcome) -> &'static str {
     }
 }
 
+/// The counts of one period, built up entry by entry: the log is counted once, and a report
+/// at a later checkpoint only adds the entries appended since ([`Tally::add`]).
+#[derive(Clone, Debug)]
+pub struct Tally {
+    period: Period,
+    bounds: (u64, u64),
+    /// How many leading entries of the log have been added.
+    counted: u64,
+    groups: BTreeMap<(String, String, &'static str, bool), u64>,
+    mailboxes: BTreeSet<String>,
+    approved_mailboxes: BTreeSet<String>,
+}
+
+impl Tally {
+    /// Nothing counted yet.
+    #[must_use]
+    pub fn new(period: Period) -> Self {
+        Self {
+            period,
+            bounds: period.bounds(),
+            counted: 0,
+            groups: BTreeMap::new(),
+            mailboxes: BTreeSet::new(),
+            approved_mailboxes: BTreeSet::new(),
+        }
+    }
+
+    /// The period counted.
+    #[must_use]
+    pub fn period(&self) -> Period {
+        self.period
+    }
+
+    /// How many leading entries of the log have been added.
+    #[must_use]
+    pub fn counted(&self) -> u64 {
+        self.counted
+    }
+
+    /// Adds the log's next entry (entry number [`Tally::counted`]); it is counted if its time
+    /// falls in the period.
+    pub fn add(&mut self, e: &PublicEntry) {
+        self.counted += 1;
+        if !(self.bounds.0..self.bounds.1).contains(&e.time) {
+            return;
+        }
+        let with_approval = e.approval_id.is_some();
+        let key = (
+            e.operation.clone(),
+            e.caller_region.clone(),
+            outcome_name(e.outcome),
+            with_approval,
+        );
+        *self.groups.entry(key).or_default() += 1;
+        if let Some(c) = &e.mailbox_commitment {
+            if !self.mailboxes.contains(c) {
+                self.mailboxes.insert(c.clone());
+            }
+            if with_approval && !self.approved_mailboxes.contains(c) {
+                self.approved_mailboxes.insert(c.clone());
+            }
+        }
+    }
+
+    /// The report of what was counted, citing `checkpoint_note` (whose size should be
+    /// [`Tally::counted`]).
+    #[must_use]
+    pub fn report(&self, checkpoint_note: &str) -> Report {
+        Report {
+            period: self.period.to_string(),
+            checkpoint: checkpoint_note.to_owned(),
+            log_size: self.counted,
+            rows: self
+                .groups
+                .iter()
+                .map(
+                    |((operation, caller_region, outcome, with_approval), n)| ReportRow {
+                        operation: operation.clone(),
+                        caller_region: caller_region.clone(),
+                        outcome: (*outcome).to_owned(),
+                        with_approval: *with_approval,
+                        count: Count::of(*n),
+                    },
+                )
+                .collect(),
+            distinct_mailboxes: Count::of(self.mailboxes.len() as u64),
+            distinct_mailboxes_with_approval: Count::of(self.approved_mailboxes.len() as u64),
+        }
+    }
+}
+
 /// Builds the report of `period` from the public entries with `seq < log_size` (the prefix
 /// `checkpoint_note` covers) and a time within the period. Mailboxes are counted by distinct
 /// commitment; no mailbox id or commitment appears in the report.
@@ -196,48 +287,13 @@ pub fn build_report(
     checkpoint_note: &str,
     log_size: u64,
 ) -> Report {
-    let (start, end) = period.bounds();
-    let mut groups: BTreeMap<(&str, &str, &str, bool), u64> = BTreeMap::new();
-    let mut mailboxes = BTreeSet::new();
-    let mut approved_mailboxes = BTreeSet::new();
-    for e in entries
-        .iter()
-        .filter(|e| e.seq < log_size && (start..end).contains(&e.time))
-    {
-        let with_approval = e.approval_id.is_some();
-        let key = (
-            e.operation.as_str(),
-            e.caller_region.as_str(),
-            outcome_name(e.outcome),
-            with_approval,
-        );
-        *groups.entry(key).or_default() += 1;
-        if let Some(c) = &e.mailbox_commitment {
-            mailboxes.insert(c.as_str());
-            if with_approval {
-                approved_mailboxes.insert(c.as_str());
-            }
-        }
+    let mut tally = Tally::new(period);
+    for e in entries.iter().filter(|e| e.seq < log_size) {
+        tally.add(e);
     }
-    Report {
-        period: period.to_string(),
-        checkpoint: checkpoint_note.to_owned(),
-        log_size,
-        rows: groups
-            .into_iter()
-            .map(
-                |((operation, caller_region, outcome, with_approval), n)| ReportRow {
-                    operation: operation.to_owned(),
-                    caller_region: caller_region.to_owned(),
-                    outcome: outcome.to_owned(),
-                    with_approval,
-                    count: Count::of(n),
-                },
-            )
-            .collect(),
-        distinct_mailboxes: Count::of(mailboxes.len() as u64),
-        distinct_mailboxes_with_approval: Count::of(approved_mailboxes.len() as u64),
-    }
+    let mut report = tally.report(checkpoint_note);
+    report.log_size = log_size;
+    report
 }
 
 #[cfg(test)]

@@ -665,6 +665,7 @@ pub fn service(
     objects: Arc<Objects>,
     front: S3Front,
     metrics: Arc<Metrics>,
+    max_concurrent: usize,
 ) -> Result<
     impl hyper::service::Service<
         Request<Incoming>,
@@ -701,8 +702,10 @@ pub fn service(
         builder.set_host(host);
     }
     let s3 = builder.build();
+    let slots = Arc::new(crate::slots::Slots::new(max_concurrent));
     Ok(hyper::service::service_fn(move |req: Request<Incoming>| {
         let s3 = s3.clone();
+        let slots = slots.clone();
         let metrics = metrics.clone();
         let objects = objects.clone();
         async move {
@@ -740,7 +743,15 @@ pub fn service(
                     .headers()
                     .get(http::header::CONTENT_LENGTH)
                     .is_some_and(|v| v.as_bytes() == b"0");
-            let mut resp = match hyper::service::Service::call(&s3, req).await {
+            let method = req.method().clone();
+            let Some(slot) = slots.acquire(&method).await else {
+                let mut r = Response::new(s3s::Body::empty());
+                *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                return Ok(r);
+            };
+            let served = hyper::service::Service::call(&s3, req).await;
+            drop(slot);
+            let mut resp = match served {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(error = ?e, "s3 request failed");

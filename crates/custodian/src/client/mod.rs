@@ -1,24 +1,25 @@
-//! A typed async client for one custodian: one mTLS connection reused across calls, batched
-//! unwraps opened from their HPKE reply, timeouts, and retries with backoff on transport
-//! errors only (never on a denial).
+//! A typed async client for one custodian: a pool of mTLS connections ([`pool`]), batched
+//! unwraps opened from their HPKE reply, a deadline on every call, and retries with backoff
+//! on transport errors only (never on a denial).
+
+mod pool;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use custodia_envelope::{
     Context, ObjectId, RecipientSecretKey, Share, Stanza, SystemRandomness, open_replies,
 };
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::net::TcpStream;
-use tokio::sync::Mutex;
 use tokio_rustls::TlsConnector;
+
+use pool::Pool;
+pub use pool::{CONNECT_TIMEOUT, DOWN_FOR, IDLE_FOR, MAX_CONNECTIONS};
 
 use crate::api::{
     Denial, DestroyRequest, ErrorBody, Health, RewrapRequest, RewrapResponse, RewrapResult,
@@ -67,12 +68,13 @@ pub struct Unwrapped {
     pub receipt: AuditReceipt,
 }
 
-/// A client for one custodian endpoint.
+/// Default deadline of one call, all attempts included.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A client for one custodian endpoint. Concurrent calls run on separate connections (up to
+/// [`MAX_CONNECTIONS`]); every call ends by its deadline ([`Self::with_timeout`]).
 pub struct CustodianClient {
-    addr: String,
-    server_name: ServerName<'static>,
-    connector: TlsConnector,
-    conn: Mutex<Option<SendRequest<Full<Bytes>>>>,
+    pool: Pool,
     timeout: Duration,
     retries: u32,
     audit_key: Option<[u8; 32]>,
@@ -80,7 +82,7 @@ pub struct CustodianClient {
 
 impl core::fmt::Debug for CustodianClient {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "CustodianClient({})", self.addr)
+        write!(f, "CustodianClient({})", self.pool.addr())
     }
 }
 
@@ -98,20 +100,45 @@ impl CustodianClient {
         let server_name = ServerName::try_from(server_name.to_owned())
             .map_err(|_| Error::Tls(format!("invalid server name {server_name:?}")))?;
         Ok(Self {
-            addr: addr.into(),
-            server_name,
-            connector: TlsConnector::from(tls),
-            conn: Mutex::new(None),
-            timeout: Duration::from_secs(30),
+            pool: Pool::new(addr.into(), server_name, TlsConnector::from(tls)),
+            timeout: CALL_TIMEOUT,
             retries: 3,
             audit_key: None,
         })
     }
 
-    /// Per-attempt timeout (default 30 s, the server's own request timeout).
+    /// The deadline of each call, every attempt, connection and wait included (default
+    /// [`CALL_TIMEOUT`], the server's own request timeout).
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.set_timeout(timeout);
+        self
+    }
+
+    /// Sets the deadline of each call (see [`Self::with_timeout`]).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout.max(Duration::from_millis(100));
+    }
+
+    /// Sets the bound on opening one connection (see [`Self::with_connect_timeout`]).
+    pub fn set_connect_timeout(&mut self, timeout: Duration) {
+        self.pool.set_connect_timeout(timeout);
+    }
+
+    /// The bound on opening one connection: TCP connect, TLS and HTTP handshakes (default
+    /// [`CONNECT_TIMEOUT`]). A custodian that cannot be connected to within it is treated as
+    /// down for [`DOWN_FOR`]: calls then fail at once.
+    #[must_use]
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.set_connect_timeout(timeout);
+        self
+    }
+
+    /// Most connections open to the custodian at once (default [`MAX_CONNECTIONS`]); more
+    /// concurrent calls wait for one, within their deadline.
+    #[must_use]
+    pub fn with_max_connections(mut self, n: usize) -> Self {
+        self.pool.set_max_connections(n);
         self
     }
 
@@ -131,58 +158,35 @@ impl CustodianClient {
         self
     }
 
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>> {
-        let tcp = TcpStream::connect(&self.addr)
-            .await
-            .map_err(|e| Error::Transport(format!("{}: {e}", self.addr)))?;
-        let _ = tcp.set_nodelay(true);
-        let tls = self
-            .connector
-            .connect(self.server_name.clone(), tcp)
-            .await
-            .map_err(|e| Error::Transport(format!("{}: TLS: {e}", self.addr)))?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(|e| Error::Transport(format!("{}: {e}", self.addr)))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
-    }
-
     async fn attempt(
         &self,
         method: &Method,
         path: &str,
         body: &Bytes,
     ) -> Result<(StatusCode, Bytes)> {
-        self.attempt_tracked(method, path, body)
+        self.attempt_tracked(method, path, body, Instant::now() + self.timeout)
             .await
             .map_err(|(e, _)| e)
     }
 
-    /// One try; on error also says whether the request may have reached the server.
+    /// One try, ending by `deadline`; on error also says whether the request may have
+    /// reached the server.
     async fn attempt_tracked(
         &self,
         method: &Method,
         path: &str,
         body: &Bytes,
+        deadline: Instant,
     ) -> core::result::Result<(StatusCode, Bytes), (Error, bool)> {
-        let mut guard = self.conn.lock().await;
-        let reusable = guard.as_ref().is_some_and(|s| !s.is_closed());
-        if !reusable {
-            *guard = Some(self.connect().await.map_err(|e| (e, false))?);
-        }
-        let sender = guard
-            .as_mut()
-            .ok_or_else(|| (Error::Transport("no connection".into()), false))?;
+        let mut lease = self.pool.lease(deadline).await.map_err(|e| (e, false))?;
         let req = Request::builder()
             .method(method.clone())
             .uri(path)
-            .header(hyper::header::HOST, self.addr.as_str())
+            .header(hyper::header::HOST, self.pool.addr())
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(Full::new(body.clone()))
             .map_err(|e| (Error::Protocol(e.to_string()), false))?;
+        let sender = &mut lease.sender;
         let result = async {
             sender
                 .ready()
@@ -202,16 +206,17 @@ impl CustodianClient {
                 .to_bytes();
             Ok((status, bytes))
         };
-        match tokio::time::timeout(self.timeout, result).await {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => {
-                *guard = None;
-                Err(e)
+        match tokio::time::timeout_at(deadline.into(), result).await {
+            Ok(Ok(r)) => {
+                lease.reuse();
+                Ok(r)
             }
-            Err(_) => {
-                *guard = None;
-                Err((Error::Transport(format!("{}: timed out", self.addr)), true))
-            }
+            // The connection is dropped with the lease: it is in an unknown state.
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err((
+                Error::Transport(format!("{}: timed out", self.pool.addr())),
+                true,
+            )),
         }
     }
 
@@ -227,17 +232,20 @@ impl CustodianClient {
             }
             None => Bytes::new(),
         };
+        let deadline = Instant::now() + self.timeout;
         let mut delay = Duration::from_millis(100);
         let mut attempt = 1;
         let (status, resp) = loop {
-            match self.attempt_tracked(&method, path, &bytes).await {
+            match self.attempt_tracked(&method, path, &bytes, deadline).await {
                 Ok(r) => break r,
                 // Retry transport errors, but a POST only if it cannot have reached the
-                // server: unwraps charge approval uses and admin calls change keys.
+                // server: unwraps charge approval uses and admin calls change keys. No retry
+                // starts after the deadline.
                 Err((e, sent))
                     if e.is_retryable()
                         && attempt < self.retries
-                        && (method == Method::GET || !sent) =>
+                        && (method == Method::GET || !sent)
+                        && Instant::now() + delay < deadline =>
                 {
                     tracing::debug!(error = %e, attempt, "custodian transport error; retrying");
                     tokio::time::sleep(delay).await;

@@ -1,0 +1,75 @@
+//! Request slots of one front: at most `limits.max_concurrent_requests` reads (GET, HEAD) and
+//! as many writes (every other method) at once, counted apart. A read may wait on a custodian
+//! (up to `limits.custodian_timeout_secs`); counting reads apart means a custodian that hangs
+//! can fill only the read slots, and writes, which need no custodian, keep being served.
+
+use http::Method;
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// The two pools of slots.
+#[derive(Debug)]
+pub struct Slots {
+    reads: Semaphore,
+    writes: Semaphore,
+}
+
+/// Whether a request takes a read or a write slot.
+#[must_use]
+pub fn is_read(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD)
+}
+
+impl Slots {
+    /// `per_kind` slots for reads and as many for writes.
+    #[must_use]
+    pub fn new(per_kind: usize) -> Self {
+        Self {
+            reads: Semaphore::new(per_kind.max(1)),
+            writes: Semaphore::new(per_kind.max(1)),
+        }
+    }
+
+    /// Waits for a slot of the kind `method` takes; held until the permit is dropped.
+    /// `None` only if the slots were closed.
+    pub async fn acquire(&self, method: &Method) -> Option<SemaphorePermit<'_>> {
+        let pool = if is_read(method) {
+            &self.reads
+        } else {
+            &self.writes
+        };
+        pool.acquire().await.ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_never_take_the_slots_of_writes() {
+        let slots = Slots::new(2);
+        let r1 = slots.acquire(&Method::GET).await.unwrap();
+        let r2 = slots.acquire(&Method::HEAD).await.unwrap();
+        // Both read slots are held (by reads waiting on a custodian, say): a write still gets
+        // one at once, and another read waits.
+        let w = tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            slots.acquire(&Method::PUT),
+        )
+        .await
+        .unwrap();
+        assert!(w.is_some());
+        assert!(
+            tokio::time::timeout(
+                std::time::Duration::from_millis(50),
+                slots.acquire(&Method::GET)
+            )
+            .await
+            .is_err()
+        );
+        drop((r1, r2));
+        assert!(slots.acquire(&Method::GET).await.is_some());
+    }
+}
