@@ -194,14 +194,24 @@ impl GatewayProc {
     /// Writes `config` to `dir/gateway.toml` and starts the gateway.
     #[must_use]
     pub fn start(dir: &Path, config: &str) -> Self {
+        Self::start_logging(dir, config, "warn", None)
+    }
+
+    /// As [`Self::start`], with `CUSTODIA_LOG=filter` and stderr written to `log` (else
+    /// inherited).
+    #[must_use]
+    pub fn start_logging(dir: &Path, config: &str, filter: &str, log: Option<&Path>) -> Self {
         let path = dir.join("gateway.toml");
         std::fs::write(&path, config).unwrap();
+        let stderr = log.map_or_else(Stdio::inherit, |p| {
+            Stdio::from(std::fs::File::create(p).unwrap())
+        });
         let mut child = Command::new(custodia_bin())
             .args(["gateway", "serve", "--config"])
             .arg(&path)
-            .env("CUSTODIA_LOG", "warn")
+            .env("CUSTODIA_LOG", filter)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();

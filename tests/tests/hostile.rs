@@ -104,15 +104,16 @@ fn a_connection_flood_from_one_identity_or_one_region_does_not_lock_out_another(
     );
     let addr = w.custodian.addr;
 
-    // 60 connections from the US gateway's certificate: 16 are served, the rest answered
-    // 503 too_many_connections and closed. All are kept open.
+    // 60 connections from the US gateway's certificate: 16 are served, the rest are answered
+    // 503 too_many_connections right after the handshake and closed (the client may see the
+    // answer, or only the close if its request crossed it). The served ones are kept open.
     let mut held = Vec::new();
     let (mut ok, mut refused) = (0, 0);
     for _ in 0..60 {
         let (s, status) = healthz_on_new_connection(addr, &w.server_ca, &w.gw_us);
         match status {
             Some(200) => ok += 1,
-            Some(503) => refused += 1,
+            Some(503) | None => refused += 1,
             other => panic!("unexpected answer {other:?}"),
         }
         held.extend(s);
@@ -283,7 +284,8 @@ fn a_stopped_custodian_gets_503_in_bounded_time_and_writes_keep_their_slots() {
         &m,
         "custodia_gateway_requests_total{front=\"http\",op=\"get\",status=\"503\"}",
     );
-    assert_eq!(reads_503, Some(8.0), "{m}");
+    // The 8 reads during the stop, and any made in the short down window after it.
+    assert!(reads_503.is_some_and(|n| n >= 8.0), "{m}");
 }
 
 /// Appends `n` synthetic public entries (and details) to a stopped custodian's log, as if it
@@ -386,7 +388,17 @@ fn transparency_reports_on_a_large_log_do_not_hold_up_unwraps() {
                     && reports.len() < 500
                     && Instant::now() < deadline
                 {
-                    reports.push(runtime.block_on(auditor.transparency(period)).unwrap());
+                    match runtime.block_on(auditor.transparency(period)) {
+                        Ok(r) => reports.push(r),
+                        // One report is computed at a time; the other is told to retry.
+                        Err(custodia_custodian::Error::Http {
+                            status: 503, code, ..
+                        }) if code == "busy" => {
+                            std::thread::sleep(Duration::from_millis(20));
+                            continue;
+                        }
+                        Err(e) => panic!("report: {e}"),
+                    }
                     if reports.len() == 3 {
                         done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }

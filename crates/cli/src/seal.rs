@@ -145,9 +145,14 @@ impl Output {
             None => Self::Stdout(tokio::io::stdout()),
             Some(path) => {
                 let tmp = partial_path(path);
-                let file = tokio::fs::File::create(&tmp)
-                    .await
-                    .map_err(|e| io_error(&tmp, &e))?;
+                // A stale partial file would keep its old mode: start from none. The output
+                // (plaintext, for `open`) is created readable by its owner only.
+                let _ = tokio::fs::remove_file(&tmp).await;
+                let mut options = tokio::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                options.mode(0o600);
+                let file = options.open(&tmp).await.map_err(|e| io_error(&tmp, &e))?;
                 Self::File {
                     path: path.to_owned(),
                     tmp,

@@ -20,9 +20,21 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::config::ConnectionLimits;
 use crate::tls::CallerIdentity;
 
-/// Most handshakes in progress from one source address: an unauthenticated flood from one
-/// address cannot take every handshake slot.
+/// Most handshakes in progress from one source address (an IPv6 /64 counts as one address,
+/// since one host commonly holds a whole /64): an unauthenticated flood from one address
+/// cannot take every handshake slot.
 pub const MAX_HANDSHAKES_PER_ADDRESS: usize = 32;
+
+/// The source address as the per-address cap counts it.
+fn source(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+    }
+}
 
 /// Why a connection was refused (the `reason` label of
 /// `custodia_connections_refused_total`).
@@ -149,6 +161,7 @@ impl Admission {
         self: &Arc<Self>,
         address: IpAddr,
     ) -> Result<(ConnectionPermit, HandshakePermit), Refused> {
+        let address = source(address);
         let connection = self
             .total
             .clone()
@@ -338,6 +351,17 @@ mod tests {
         assert!(a.accept("127.0.0.2".parse().unwrap()).is_ok());
         drop(held);
         assert!(a.accept(local).is_ok());
+    }
+
+    #[test]
+    fn an_ipv6_64_is_one_address() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(source(a), source(b));
+        assert_ne!(source(a), source(c));
+        let mapped: IpAddr = "::ffff:127.0.0.2".parse().unwrap();
+        assert_eq!(source(mapped), "127.0.0.2".parse::<IpAddr>().unwrap());
     }
 
     #[test]

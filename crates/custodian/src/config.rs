@@ -192,6 +192,12 @@ pub struct ApproverConfig {
     pub public_key: [u8; 32],
 }
 
+/// Most connections any connection cap may allow.
+const MAX_CAP: usize = 1_000_000;
+
+/// Longest timeout accepted, seconds (larger values are treated as this).
+const MAX_TIMEOUT_SECS: u64 = 3600;
+
 /// Request and rate limits.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -423,8 +429,8 @@ impl Config {
                 l.max_connections_per_caller,
             ),
         ] {
-            if v == 0 {
-                return Err(Error::config(field, "at least 1"));
+            if v == 0 || v > MAX_CAP {
+                return Err(Error::config(field, "1..=1000000"));
             }
         }
         if l.max_connections_per_caller > l.max_connections_per_region
@@ -456,14 +462,14 @@ impl Config {
                     per_mailbox_burst: l.per_mailbox_burst,
                     bulk_mailboxes_per_minute: l.bulk_mailboxes_per_minute,
                 },
-                request_timeout_secs: l.request_timeout_secs.max(1),
+                request_timeout_secs: l.request_timeout_secs.clamp(1, MAX_TIMEOUT_SECS),
                 connections: ConnectionLimits {
                     max_connections: l.max_connections,
                     max_handshakes: l.max_handshakes,
                     max_connections_per_region: l.max_connections_per_region,
                     max_connections_per_caller: l.max_connections_per_caller,
-                    handshake_timeout_secs: l.handshake_timeout_secs.max(1),
-                    idle_timeout_secs: l.idle_timeout_secs.max(1),
+                    handshake_timeout_secs: l.handshake_timeout_secs.clamp(1, MAX_TIMEOUT_SECS),
+                    idle_timeout_secs: l.idle_timeout_secs.clamp(1, MAX_TIMEOUT_SECS),
                 },
             },
         })

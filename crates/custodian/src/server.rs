@@ -17,7 +17,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls_pki_types::UnixTime;
 use serde::Serialize;
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admission::{Activity, Admission, Refused};
@@ -133,11 +135,46 @@ where
     }
 }
 
-/// Runs a log read on the blocking pool: however long it takes, it holds no async worker.
-async fn read_off_worker<F>(f: F) -> core::result::Result<Response<Body>, Response<Body>>
+/// How many log reads may run at once: transparency reports (which may count the whole log)
+/// one at a time, other audit reads a few. A read over its limit is answered `503 busy` at
+/// once rather than queued: queued reads would take blocking threads that the unwraps'
+/// appends wait for.
+#[derive(Debug)]
+pub struct ReadLimits {
+    reports: Semaphore,
+    reads: Semaphore,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        Self {
+            reports: Semaphore::new(1),
+            reads: Semaphore::new(4),
+        }
+    }
+}
+
+/// Runs a log read on the blocking pool, if a place under `limit` is free now: however long it
+/// takes, it holds no async worker and never queues behind other reads.
+async fn read_off_worker<F>(
+    limit: &Semaphore,
+    f: F,
+) -> core::result::Result<Response<Body>, Response<Body>>
 where
     F: FnOnce() -> core::result::Result<Response<Body>, Response<Body>> + Send + 'static,
 {
+    let Ok(_permit) = limit.try_acquire() else {
+        let mut r = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "other log reads are running; retry shortly",
+        );
+        r.headers_mut().insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from_static("1"),
+        );
+        return Err(r);
+    };
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|_| {
         Err(error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -254,6 +291,7 @@ fn route_name(method: &Method, path: &str) -> &'static str {
 async fn handle(
     custodian: Arc<Custodian>,
     caller: Arc<Caller>,
+    reads: Arc<ReadLimits>,
     req: Request<Incoming>,
 ) -> Response<Body> {
     let limit = custodian.config().limits.max_body_bytes;
@@ -296,7 +334,7 @@ async fn handle(
             (&Method::GET, ["v1", "audit", ..]) => {
                 let q = query(&req);
                 let path = path.clone();
-                read_off_worker(move || {
+                read_off_worker(&reads.reads, move || {
                     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
                     audit_get(&c, &who, segments.get(2..).unwrap_or_default(), &q)
                 })
@@ -310,7 +348,7 @@ async fn handle(
                     .map(|(_, v)| v.parse::<Period>())
                 {
                     Some(Ok(period)) => {
-                        read_off_worker(move || {
+                        read_off_worker(&reads.reports, move || {
                             c.audit()
                                 .report(period)
                                 .map(|r| json(StatusCode::OK, &r))
@@ -421,26 +459,31 @@ fn survive_file_size_limit() {
 /// How often an open connection checks whether it has been idle too long.
 const IDLE_CHECK: Duration = Duration::from_millis(500);
 
-/// The answer to a caller over its connection cap, before the connection is closed.
-fn too_many_connections(reason: Refused) -> Response<Body> {
-    let mut r = error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "too_many_connections",
-        format!(
+/// The answer written, unasked, to a caller over its connection cap, right after the
+/// handshake; the connection is then closed. Waiting for its request would let a caller that
+/// never sends one hold a place under the overall cap with connections that count against
+/// no region.
+fn too_many_connections(reason: Refused) -> Vec<u8> {
+    let body = serde_json::to_vec(&ErrorBody {
+        error: "too_many_connections".into(),
+        detail: format!(
             "this caller holds too many connections ({} cap); reuse one or retry",
             reason.as_str()
         ),
-    );
-    r.headers_mut().insert(
-        hyper::header::RETRY_AFTER,
-        hyper::header::HeaderValue::from_static("1"),
-    );
-    r.headers_mut().insert(
-        hyper::header::CONNECTION,
-        hyper::header::HeaderValue::from_static("close"),
-    );
-    r
+    })
+    .unwrap_or_default();
+    let mut out = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&body);
+    out
 }
+
+/// How long writing the refusal may take before the connection is just dropped.
+const REFUSAL_WRITE: Duration = Duration::from_millis(200);
 
 /// Serves the custodian on `listener` until `shutdown` completes.
 ///
@@ -461,6 +504,7 @@ pub async fn serve(
     survive_file_size_limit();
     let acceptor = TlsAcceptor::from(tls);
     let admission = Admission::new(custodian.config().limits.connections);
+    let reads = Arc::new(ReadLimits::default());
     custodian.metrics.set_connection_gauge(admission.clone());
     tokio::pin!(shutdown);
     loop {
@@ -490,6 +534,7 @@ pub async fn serve(
         let custodian = custodian.clone();
         let verifier = verifier.clone();
         let admission = admission.clone();
+        let reads = reads.clone();
         tokio::spawn(async move {
             let _connection = connection;
             let limits = *admission.limits();
@@ -534,16 +579,12 @@ pub async fn serve(
                         %peer, region = %identity.region, name = ?identity.name,
                         reason = reason.as_str(), "connection refused: caller over its cap"
                     );
-                    // Tell the caller why, then close: one answer, bounded in time.
-                    builder.keep_alive(false);
-                    let svc =
-                        hyper::service::service_fn(move |_req: Request<Incoming>| async move {
-                            Ok::<_, Infallible>(too_many_connections(reason))
-                        });
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(2),
-                        builder.serve_connection(TokioIo::new(stream), svc),
-                    )
+                    // Tell the caller why at once, then close.
+                    let mut stream = stream;
+                    let _ = tokio::time::timeout(REFUSAL_WRITE, async {
+                        stream.write_all(&too_many_connections(reason)).await?;
+                        stream.shutdown().await
+                    })
                     .await;
                     return;
                 }
@@ -555,6 +596,7 @@ pub async fn serve(
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let custodian = custodian.clone();
                 let caller = caller.clone();
+                let reads = reads.clone();
                 let busy = activity.busy();
                 async move {
                     let _busy = busy;
@@ -562,16 +604,18 @@ pub async fn serve(
                     let route = route_name(req.method(), req.uri().path());
                     let timeout =
                         Duration::from_secs(custodian.config().limits.request_timeout_secs);
-                    let resp =
-                        tokio::time::timeout(timeout, handle(custodian.clone(), caller, req))
-                            .await
-                            .unwrap_or_else(|_| {
-                                error(
-                                    StatusCode::SERVICE_UNAVAILABLE,
-                                    "timeout",
-                                    "request timed out",
-                                )
-                            });
+                    let resp = tokio::time::timeout(
+                        timeout,
+                        handle(custodian.clone(), caller, reads, req),
+                    )
+                    .await
+                    .unwrap_or_else(|_| {
+                        error(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "timeout",
+                            "request timed out",
+                        )
+                    });
                     custodian.metrics.request(
                         route,
                         resp.status().as_u16(),

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -192,6 +193,16 @@ pub struct Limits {
     pub max_object_bytes: u64,
     /// Seconds in-flight requests get to finish on shutdown.
     pub shutdown_grace_secs: u64,
+}
+
+impl Limits {
+    /// How long a read waits for a request slot before it is answered 503: twice the
+    /// custodian call timeout (the longest a read that holds a slot keeps it waiting on a
+    /// custodian).
+    #[must_use]
+    pub fn read_slot_wait(&self) -> Duration {
+        Duration::from_secs(self.custodian_timeout_secs.clamp(1, 3600) * 2)
+    }
 }
 
 impl Default for Limits {

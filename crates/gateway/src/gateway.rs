@@ -39,8 +39,8 @@ pub fn sdk_client(config: &Config) -> Result<Client> {
     let id = &config.identity;
     let chain = custodia_custodian::tls::load_certs(&id.cert).map_err(file_err(&id.cert))?;
     let mut builder = Directory::builder().timeouts(Timeouts {
-        connect: Duration::from_secs(config.limits.custodian_connect_timeout_secs.max(1)),
-        call: Duration::from_secs(config.limits.custodian_timeout_secs.max(1)),
+        connect: Duration::from_secs(config.limits.custodian_connect_timeout_secs.clamp(1, 3600)),
+        call: Duration::from_secs(config.limits.custodian_timeout_secs.clamp(1, 3600)),
     });
     for (i, c) in config.custodians.iter().enumerate() {
         let field = |f: &str| format!("custodian[{i}].{f}");
@@ -256,6 +256,7 @@ impl Gateway {
                     &tokens,
                     self.metrics.clone(),
                     self.config.limits.max_concurrent_requests,
+                    self.config.limits.read_slot_wait(),
                 )
                 .body_idle_timeout(Duration::from_secs(
                     self.config.limits.idle_timeout_secs.max(1),
@@ -276,6 +277,7 @@ impl Gateway {
                 s.clone(),
                 self.metrics.clone(),
                 self.config.limits.max_concurrent_requests,
+                self.config.limits.read_slot_wait(),
             )?;
             tasks.push(tokio::spawn(crate::server::serve(
                 listener,

@@ -51,12 +51,13 @@ impl HttpFront {
         tokens: &[Zeroizing<String>],
         metrics: Arc<Metrics>,
         max_concurrent: usize,
+        read_wait: Duration,
     ) -> Self {
         Self {
             objects,
             tokens: tokens.iter().map(|t| digest(t.as_bytes())).collect(),
             metrics,
-            slots: Slots::new(max_concurrent),
+            slots: Slots::new(max_concurrent, read_wait),
             next_id: AtomicU64::new(1),
             body_idle: BODY_IDLE_TIMEOUT,
         }
@@ -120,7 +121,9 @@ impl HttpFront {
         let _in_flight = self.metrics.start();
         let result = match self.slots.acquire(&method).await {
             Some(_permit) => self.route(req, &id).await,
-            None => Err(Error::CustodianUnavailable("shutting down".into())),
+            None => Err(Error::CustodianUnavailable(
+                "no request slot freed up in time (reads waiting on a custodian)".into(),
+            )),
         };
         let mut resp = result.unwrap_or_else(|e| {
             if e.status().is_server_error() {

@@ -1,7 +1,11 @@
 //! Request slots of one front: at most `limits.max_concurrent_requests` reads (GET, HEAD) and
 //! as many writes (every other method) at once, counted apart. A read may wait on a custodian
 //! (up to `limits.custodian_timeout_secs`); counting reads apart means a custodian that hangs
-//! can fill only the read slots, and writes, which need no custodian, keep being served.
+//! can fill only the read slots, and writes, which need no custodian, keep being served. A
+//! read waits for a slot only so long (`read_wait`), then is answered 503: reads of a region
+//! whose custodian hangs must not hold up reads of every other region for longer than that.
+
+use std::time::Duration;
 
 use http::Method;
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -11,6 +15,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 pub struct Slots {
     reads: Semaphore,
     writes: Semaphore,
+    read_wait: Duration,
 }
 
 /// Whether a request takes a read or a write slot.
@@ -20,24 +25,28 @@ pub fn is_read(method: &Method) -> bool {
 }
 
 impl Slots {
-    /// `per_kind` slots for reads and as many for writes.
+    /// `per_kind` slots for reads and as many for writes; a read waits at most `read_wait`
+    /// for one.
     #[must_use]
-    pub fn new(per_kind: usize) -> Self {
+    pub fn new(per_kind: usize, read_wait: Duration) -> Self {
         Self {
             reads: Semaphore::new(per_kind.max(1)),
             writes: Semaphore::new(per_kind.max(1)),
+            read_wait,
         }
     }
 
     /// Waits for a slot of the kind `method` takes; held until the permit is dropped.
-    /// `None` only if the slots were closed.
+    /// `None` if the slots were closed, or for a read that found none within `read_wait`.
     pub async fn acquire(&self, method: &Method) -> Option<SemaphorePermit<'_>> {
-        let pool = if is_read(method) {
-            &self.reads
+        if is_read(method) {
+            tokio::time::timeout(self.read_wait, self.reads.acquire())
+                .await
+                .ok()?
+                .ok()
         } else {
-            &self.writes
-        };
-        pool.acquire().await.ok()
+            self.writes.acquire().await.ok()
+        }
     }
 }
 
@@ -49,7 +58,7 @@ mod tests {
 
     #[tokio::test]
     async fn reads_never_take_the_slots_of_writes() {
-        let slots = Slots::new(2);
+        let slots = Slots::new(2, Duration::from_millis(300));
         let r1 = slots.acquire(&Method::GET).await.unwrap();
         let r2 = slots.acquire(&Method::HEAD).await.unwrap();
         // Both read slots are held (by reads waiting on a custodian, say): a write still gets
@@ -69,6 +78,10 @@ mod tests {
             .await
             .is_err()
         );
+        // A read waits only so long for a slot.
+        let t = std::time::Instant::now();
+        assert!(slots.acquire(&Method::GET).await.is_none());
+        assert!(t.elapsed() >= Duration::from_millis(250));
         drop((r1, r2));
         assert!(slots.acquire(&Method::GET).await.is_some());
     }

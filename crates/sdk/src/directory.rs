@@ -223,19 +223,21 @@ impl Directory {
 
     /// Fetches and verifies every custodian's manifest (pinned signing key, not expired, no
     /// rollback to an older serial, only active keys become recipients) and caches it. Every
-    /// custodian is tried; a failed one keeps its previous cache.
+    /// custodian is tried, concurrently; a failed one keeps its previous cache.
     ///
     /// # Errors
     /// The first [`Error::ManifestUnavailable`] met (the others are still refreshed).
     pub async fn refresh(&self) -> Result<()> {
         let now = unix_now();
-        let mut first = None;
-        for entry in self.regions.values().flatten() {
-            if let Err(e) = entry.refresh(now).await {
-                first.get_or_insert(e);
-            }
-        }
-        first.map_or(Ok(()), Err)
+        // All at once: a custodian that hangs costs one call timeout, not one per custodian.
+        let results = futures_util::future::join_all(
+            self.regions
+                .values()
+                .flatten()
+                .map(|entry| entry.refresh(now)),
+        )
+        .await;
+        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
     }
 
     /// The recipients to seal an object of `region` to: the active key of every custodian

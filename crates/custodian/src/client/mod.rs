@@ -117,7 +117,7 @@ impl CustodianClient {
 
     /// Sets the deadline of each call (see [`Self::with_timeout`]).
     pub fn set_timeout(&mut self, timeout: Duration) {
-        self.timeout = timeout.max(Duration::from_millis(100));
+        self.timeout = timeout.clamp(Duration::from_millis(100), Duration::from_secs(86_400));
     }
 
     /// Sets the bound on opening one connection (see [`Self::with_connect_timeout`]).
@@ -213,10 +213,13 @@ impl CustodianClient {
             }
             // The connection is dropped with the lease: it is in an unknown state.
             Ok(Err(e)) => Err(e),
-            Err(_) => Err((
-                Error::Transport(format!("{}: timed out", self.pool.addr())),
-                true,
-            )),
+            Err(_) => {
+                self.pool.mark_down();
+                Err((
+                    Error::Transport(format!("{}: timed out", self.pool.addr())),
+                    true,
+                ))
+            }
         }
     }
 

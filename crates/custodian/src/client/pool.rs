@@ -88,11 +88,11 @@ impl Pool {
     }
 
     pub(crate) fn set_connect_timeout(&mut self, timeout: Duration) {
-        self.connect_timeout = timeout.max(Duration::from_millis(100));
+        self.connect_timeout = timeout.clamp(Duration::from_millis(100), Duration::from_secs(3600));
     }
 
     pub(crate) fn set_max_connections(&mut self, n: usize) {
-        self.slots = std::sync::Arc::new(Semaphore::new(n.max(1)));
+        self.slots = std::sync::Arc::new(Semaphore::new(n.clamp(1, 4096)));
     }
 
     pub(crate) fn addr(&self) -> &str {
@@ -107,11 +107,21 @@ impl Pool {
         until.and_then(|t| t.checked_duration_since(Instant::now()))
     }
 
-    fn mark_down(&self) {
+    /// Marks the custodian down for [`DOWN_FOR`]: a call that got no answer by its deadline
+    /// says so as surely as a failed connect.
+    pub(crate) fn mark_down(&self) {
         *self
             .down_until
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + DOWN_FOR);
+    }
+
+    fn down_error(&self, left: Duration) -> Error {
+        Error::Transport(format!(
+            "{}: unreachable (a call failed just now; next try in {} ms)",
+            self.addr,
+            left.as_millis()
+        ))
     }
 
     fn mark_up(&self) {
@@ -129,19 +139,25 @@ impl Pool {
     /// `deadline`, or a new connection cannot be opened within the connect timeout (which
     /// marks the custodian down).
     pub(crate) async fn lease(&self, deadline: Instant) -> Result<Lease<'_>> {
-        if let Some(left) = self.down() {
-            return Err(Error::Transport(format!(
-                "{}: unreachable (a connection failed just now; next try in {} ms)",
-                self.addr,
-                left.as_millis()
-            )));
-        }
-        let slot = tokio::time::timeout_at(deadline.into(), self.slots.clone().acquire_owned())
-            .await
-            .map_err(|_| {
-                Error::Transport(format!("{}: timed out waiting for a connection", self.addr))
-            })?
-            .map_err(|_| Error::Transport("connection pool closed".into()))?;
+        let slot = match self.slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            // Every connection is busy: wait for one, unless the custodian is marked down
+            // (those busy connections are then waiting on a custodian that does not answer).
+            Err(_) => {
+                if let Some(left) = self.down() {
+                    return Err(self.down_error(left));
+                }
+                tokio::time::timeout_at(deadline.into(), self.slots.clone().acquire_owned())
+                    .await
+                    .map_err(|_| {
+                        Error::Transport(format!(
+                            "{}: timed out waiting for a connection",
+                            self.addr
+                        ))
+                    })?
+                    .map_err(|_| Error::Transport("connection pool closed".into()))?
+            }
+        };
         let reused = {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
             idle.retain(|(s, since)| !s.is_closed() && since.elapsed() < IDLE_FOR);
@@ -149,6 +165,9 @@ impl Pool {
         };
         let sender = match reused {
             Some(s) => s,
+            // Only a new connection is refused while the custodian is marked down: working
+            // connections stay in use.
+            None if let Some(left) = self.down() => return Err(self.down_error(left)),
             None => {
                 let bound = self
                     .connect_timeout

@@ -666,6 +666,7 @@ pub fn service(
     front: S3Front,
     metrics: Arc<Metrics>,
     max_concurrent: usize,
+    read_wait: std::time::Duration,
 ) -> Result<
     impl hyper::service::Service<
         Request<Incoming>,
@@ -702,7 +703,7 @@ pub fn service(
         builder.set_host(host);
     }
     let s3 = builder.build();
-    let slots = Arc::new(crate::slots::Slots::new(max_concurrent));
+    let slots = Arc::new(crate::slots::Slots::new(max_concurrent, read_wait));
     Ok(hyper::service::service_fn(move |req: Request<Incoming>| {
         let s3 = s3.clone();
         let slots = slots.clone();
@@ -745,8 +746,17 @@ pub fn service(
                     .is_some_and(|v| v.as_bytes() == b"0");
             let method = req.method().clone();
             let Some(slot) = slots.acquire(&method).await else {
-                let mut r = Response::new(s3s::Body::empty());
+                // As S3 answers when it is overloaded: retry later.
+                let mut r = Response::new(s3s::Body::from(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>\
+                     <Message>no request slot freed up in time</Message></Error>"
+                        .to_owned(),
+                ));
                 *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                r.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from_static("5"),
+                );
                 return Ok(r);
             };
             let served = hyper::service::Service::call(&s3, req).await;
