@@ -308,6 +308,32 @@ fn an_approval_signed_two_of_three_opens_an_irish_object_for_the_us_gateway() {
     );
     expect(&out, 0);
     assert_eq!(out.stdout, body);
+    // To a file: plaintext readable by its owner only (0600), also over a stale partial file.
+    std::fs::write(dir.join(".plain.eml.partial"), b"stale").unwrap();
+    let out = run(
+        dir,
+        &[
+            "open",
+            "--keys",
+            "keys",
+            "--object",
+            "aoife/1.eml",
+            "--in",
+            "mail.sealed",
+            "--out",
+            "plain.eml",
+        ],
+    );
+    expect(&out, 0);
+    assert_eq!(std::fs::read(dir.join("plain.eml")).unwrap(), body);
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.join("plain.eml"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
 
     // The US gateway without an approval: denied (exit 4), no output file.
     let us_open = |extra: &[&str]| {

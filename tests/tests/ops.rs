@@ -67,8 +67,11 @@ impl Ops {
             STORE_AK,
             STORE_SK,
         );
-        rt().block_on(s3.bucket(&http::Method::PUT, BUCKET))
-            .unwrap();
+        // Both buckets the config's routes name (shred scans every one of them).
+        for bucket in [BUCKET, "legacy"] {
+            rt().block_on(s3.bucket(&http::Method::PUT, bucket))
+                .unwrap();
+        }
         Self {
             world,
             store,
@@ -87,6 +90,10 @@ impl Ops {
 
     /// Puts `objects` straight into the store (legacy plaintext, as before Custodia).
     fn seed(&self, objects: Vec<(String, Vec<u8>)>) {
+        self.seed_in(BUCKET, objects);
+    }
+
+    fn seed_in(&self, bucket: &'static str, objects: Vec<(String, Vec<u8>)>) {
         rt().block_on(async {
             let limit = Arc::new(tokio::sync::Semaphore::new(32));
             let mut set = tokio::task::JoinSet::new();
@@ -98,7 +105,7 @@ impl Ops {
                     let one: BodyStream =
                         futures_util::stream::once(async move { Ok(bytes::Bytes::from(v)) })
                             .boxed();
-                    s3.put(BUCKET, &k, Some(len), one).await.unwrap();
+                    s3.put(bucket, &k, Some(len), one).await.unwrap();
                     drop(permit);
                 });
             }
@@ -495,6 +502,14 @@ fn rotate_rewrap_retire_then_verify_finds_nothing_on_the_old_version() {
 fn shred_lists_asks_destroys_and_only_those_objects_stop_opening() {
     let o = Ops::start();
     let old = sealed_objects(&o, 0, 40);
+    // Objects sealed to v1 in the other routed bucket too: a key version is global.
+    let legacy: Vec<(String, Vec<u8>)> = (2000..2007).map(|i| (key(i), body(i))).collect();
+    o.seed_in("legacy", legacy.clone());
+    let cfg = o.config.to_str().unwrap();
+    let m = o.custodia(&[
+        "migrate", "--config", cfg, "--bucket", "legacy", "--json", "--quiet",
+    ]);
+    assert_eq!(status(&m), 0, "{}", stderr(&m));
     ok(&o.admin(&["rotate"]), "custodian rotate");
     let new = sealed_objects(&o, 1000, 15);
 
@@ -519,21 +534,41 @@ fn shred_lists_asks_destroys_and_only_those_objects_stop_opening() {
         .collect();
     args.push(approval_file.to_str().unwrap().to_owned());
     args.extend(o.admin_flags());
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut shred = vec!["shred", "--config", cfg];
+    shred.extend(args.iter().map(String::as_str));
+    let argv = shred.clone();
+
+    // Naming one bucket of two is refused: the scan would miss the other's v1 objects.
+    let mut one_bucket = argv.clone();
+    one_bucket.extend(["--bucket", BUCKET, "--yes"]);
+    let partial = o.custodia(&one_bucket);
+    assert_eq!(status(&partial), 2, "{}", stderr(&partial));
+    assert!(
+        stderr(&partial).contains("--bucket legacy"),
+        "{}",
+        stderr(&partial)
+    );
+
+    // --dry-run lists both buckets' objects and destroys nothing.
+    let mut dry = argv.clone();
+    dry.extend(["--dry-run", "--json"]);
+    let listed = json(&o.custodia(&dry), "shred --dry-run");
+    assert_eq!(listed["affected"].as_u64(), Some(47), "{listed}");
+    assert_eq!(listed["destroyed"], Value::Bool(false), "{listed}");
 
     // Without a terminal and without --yes it lists, then refuses: nothing destroyed.
-    let refused = o.job("shred", &argv);
+    let refused = o.custodia(&argv);
     assert_eq!(status(&refused), 2, "{}", stderr(&refused));
-    assert!(String::from_utf8_lossy(&refused.stdout).contains("40 object(s)"));
+    assert!(String::from_utf8_lossy(&refused.stdout).contains("47 object(s)"));
     assert!(stderr(&refused).contains("--yes"), "{}", stderr(&refused));
     let (k0, v0) = &old[0];
     assert!(open_with_sdk(&o.world, BUCKET, k0, &o.raw(k0).unwrap()) == *v0);
 
     let mut yes = argv.clone();
     yes.extend(["--yes", "--json"]);
-    let done = json(&o.job("shred", &yes), "shred --yes");
-    assert_eq!(done["affected"].as_u64(), Some(40), "{done}");
-    assert_eq!(done["check"]["unreadable"].as_u64(), Some(40), "{done}");
+    let done = json(&o.custodia(&yes), "shred --yes");
+    assert_eq!(done["affected"].as_u64(), Some(47), "{done}");
+    assert_eq!(done["check"]["unreadable"].as_u64(), Some(47), "{done}");
     assert_eq!(done["check"]["still_open"], Value::Array(vec![]), "{done}");
 
     // verify --deep: the old objects are unreadable (exit status 3), the new ones open.
@@ -845,4 +880,88 @@ fn custodian_lost_mid_rewrap_stops_checkpointed_and_resumes_and_verify_names_dam
         named.contains(&bad_header.as_str()) && named.contains(&bad_body.as_str()),
         "{deep}"
     );
+}
+
+#[test]
+fn verify_residency_names_mail_sealed_to_another_region_or_mailbox() {
+    let o = Ops::start();
+    // As a gateway before mailbox ids were canonical sealed them: `CEO@example.ie` missed the
+    // exact rule below (then compared case-sensitively) and went by the domain rule to `ie`.
+    let stray = o.world.seal("CEO@example.ie", "x", b"board minutes");
+    let stray_lower = o.world.seal("ceo@example.ie", "x", b"more minutes");
+    let fine = o.world.seal("aoife@example.ie", "x", b"hello");
+    let moved = o
+        .world
+        .seal("aoife@example.ie", "x", b"aoife's, under brian's key");
+    o.seed(vec![
+        ("CEO@example.ie/INBOX/1.eml".into(), stray.stored),
+        ("ceo@example.ie/INBOX/2.eml".into(), stray_lower.stored),
+        ("aoife@example.ie/INBOX/3.eml".into(), fine.stored),
+        ("brian@example.ie/INBOX/4.eml".into(), moved.stored),
+    ]);
+    // The config now: ceo@example.ie lives in `us` (a US custodian is listed; verify
+    // --residency reads headers only and asks no custodian).
+    let cfg = std::fs::read_to_string(&o.config).unwrap().replacen(
+        "[residency]\n",
+        &format!(
+            "[[custodian]]\nregion = \"us\"\nname = \"nyc\"\naddr = \"127.0.0.1:9\"\n\
+             server_name = \"localhost\"\nca = \"custodian-ca.pem\"\nmanifest_key = \"{}\"\n\
+             [residency]\nmailboxes = {{ \"ceo@example.ie\" = \"us\" }}\n",
+            "11".repeat(32)
+        ),
+        1,
+    );
+    let config = o.config.with_file_name("gateway-residency.toml");
+    std::fs::write(&config, cfg).unwrap();
+    let out = o.custodia(&[
+        "verify",
+        "--config",
+        config.to_str().unwrap(),
+        "--bucket",
+        BUCKET,
+        "--residency",
+        "--json",
+        "--quiet",
+    ]);
+    assert_eq!(status(&out), 3, "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(count(&v, "wrong_region"), 3, "{v}");
+    assert_eq!(count(&v, "sealed"), 1, "{v}");
+    let named: Vec<String> = v["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["key"].as_str().unwrap(),
+                f["error"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(named.len(), 3, "{named:?}");
+    assert!(
+        named
+            .iter()
+            .any(|n| n.starts_with("CEO@example.ie/INBOX/1.eml")
+                && n.contains("sealed to region ie, mailbox ceo@example.ie lives in us")),
+        "{named:?}"
+    );
+    assert!(
+        named
+            .iter()
+            .any(|n| n.starts_with("brian@example.ie/INBOX/4.eml")
+                && n.contains("its key names brian@example.ie")),
+        "{named:?}"
+    );
+    // Without --residency the same bucket verifies clean.
+    let plain = o.custodia(&[
+        "verify",
+        "--config",
+        config.to_str().unwrap(),
+        "--bucket",
+        BUCKET,
+        "--quiet",
+    ]);
+    assert_eq!(status(&plain), 0, "{}", stderr(&plain));
 }

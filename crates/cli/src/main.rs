@@ -117,9 +117,12 @@ Examples:
   custodia approve new --keys keys --region ie --caller-cert keys/ie/clients/admin-ie.pem \\
       --request-id kd-7
       --purpose 'retire 2025 key' --destroy-key 1 --out kd-7.json   # then 2 approvers sign
-  custodia shred --config ie/gateway.toml --bucket mail-ie --keys keys --region ie \\
+  custodia shred --config ie/gateway.toml --keys keys --region ie \\
+      --key-version 1 --approval kd-7.json --dry-run       # lists, destroys nothing
+  custodia shred --config ie/gateway.toml --keys keys --region ie \\
       --key-version 1 --approval kd-7.json
 
+Scans every bucket the config's routes name: a key version is global to its custodian.
 Irreversible: every object sealed to that version stops opening for everyone. Rewrap first
 (`custodia rewrap`) for the objects that must stay readable.";
 

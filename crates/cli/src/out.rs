@@ -33,6 +33,35 @@ impl Drop for Quoted {
     }
 }
 
+/// `text` made safe to print on a terminal: control characters (escape sequences, carriage
+/// returns), bidirectional overrides and other invisible format characters are shown as
+/// `\u{…}` escapes, and a backslash as `\\`, so a string someone else chose (an object key, a
+/// name from a certificate) cannot repaint or hide other output.
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let invisible = matches!(
+            c,
+            '\u{00ad}'
+                | '\u{061c}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+        );
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if c.is_control() || invisible {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `println!` that ignores write errors (a closed stdout).
 macro_rules! say {
     () => {{
@@ -48,4 +77,21 @@ macro_rules! say {
             format_args!($($arg)*)
         );
     }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn escapes_what_could_repaint_a_terminal() {
+        assert_eq!(
+            escape("a@example.ie/INBOX/1.eml"),
+            "a@example.ie/INBOX/1.eml"
+        );
+        assert_eq!(escape("x\r\u{1b}[2Ky"), "x\\u{d}\\u{1b}[2Ky");
+        assert_eq!(escape("a\u{202e}b\u{200b}"), "a\\u{202e}b\\u{200b}");
+        assert_eq!(escape("back\\slash"), "back\\\\slash");
+        assert_eq!(escape("éire"), "éire");
+    }
 }

@@ -48,6 +48,7 @@ mod codec;
 mod error;
 mod header;
 mod keys;
+mod mailbox;
 mod names;
 mod open;
 mod pairs;
@@ -69,6 +70,7 @@ pub use header::{
     looks_sealed,
 };
 pub use keys::{Commitment, ObjectKeys};
+pub use mailbox::{MAX_MAILBOX, MailboxError, canonical_domain, canonical_mailbox, is_invisible};
 pub use names::{CustodianName, Region};
 pub use open::{Opener, Unlocked, open_with_keys};
 pub use pairs::{Context, Metadata};

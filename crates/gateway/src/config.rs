@@ -297,11 +297,28 @@ impl Config {
             ("residency.mailboxes", &self.residency.mailboxes),
             ("residency.domains", &self.residency.domains),
         ] {
+            // Rules compare canonical ids: each must have one, and two spellings of one id
+            // may not name two regions.
+            let mut seen: BTreeMap<String, &String> = BTreeMap::new();
             for (k, r) in rules {
                 if !known(r) {
                     return Err(Error::config(
                         format!("{table}.{k:?}"),
                         format!("region {r:?} has no custodian"),
+                    ));
+                }
+                let canonical = if table == "residency.mailboxes" {
+                    custodia_envelope::canonical_mailbox(k)
+                } else {
+                    custodia_envelope::canonical_domain(k.trim_start_matches(['@', '.']))
+                }
+                .map_err(|e| Error::config(format!("{table}.{k:?}"), e.to_string()))?;
+                if let Some(other) = seen.insert(canonical.clone(), r)
+                    && other != r
+                {
+                    return Err(Error::config(
+                        format!("{table}.{k:?}"),
+                        format!("{canonical} is already given another region ({other})"),
                     ));
                 }
             }

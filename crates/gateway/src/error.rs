@@ -29,6 +29,18 @@ pub enum Error {
         /// The key.
         key: String,
     },
+    /// The key names a mailbox id that is not valid (whitespace, control or invisible
+    /// characters, a non-ASCII local part, a bad domain): nothing is written or read.
+    #[error("the key names an invalid mailbox id: {reason}")]
+    InvalidMailbox {
+        /// Which rule the id breaks.
+        reason: custodia_envelope::MailboxError,
+    },
+    /// The object's sealed context names another mailbox than its key does (it was moved or
+    /// copied in the store under another mailbox's name): refused before any custodian is
+    /// asked.
+    #[error("the stored object belongs to another mailbox than its key names")]
+    WrongMailbox,
     /// The request carries no valid credentials.
     #[error("authentication required")]
     Unauthenticated,
@@ -121,7 +133,9 @@ impl Error {
             Self::Config { .. } | Self::File { .. } | Self::Upstream(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            Self::NoRoute { .. } | Self::Denied { .. } => StatusCode::FORBIDDEN,
+            Self::NoRoute { .. } | Self::Denied { .. } | Self::InvalidMailbox { .. } => {
+                StatusCode::FORBIDDEN
+            }
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) | Self::BadDigest(_) | Self::IncompleteBody => {
                 StatusCode::BAD_REQUEST
@@ -129,7 +143,7 @@ impl Error {
             Self::LengthRequired => StatusCode::LENGTH_REQUIRED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
-            Self::NotSealed | Self::Tampered(_) => StatusCode::BAD_GATEWAY,
+            Self::NotSealed | Self::Tampered(_) | Self::WrongMailbox => StatusCode::BAD_GATEWAY,
             Self::CustodianUnavailable(_) | Self::UpstreamUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -157,7 +171,9 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Config { .. } | Self::File { .. } | Self::Upstream(_) => "InternalError",
-            Self::NoRoute { .. } | Self::Denied { .. } => "AccessDenied",
+            Self::NoRoute { .. } | Self::Denied { .. } | Self::InvalidMailbox { .. } => {
+                "AccessDenied"
+            }
             Self::Unauthenticated => "AccessDenied",
             Self::BadRequest(_) => "InvalidRequest",
             Self::BadDigest(_) => "BadDigest",
@@ -166,7 +182,7 @@ impl Error {
             Self::NotFound => "NoSuchKey",
             Self::RangeNotSatisfiable { .. } => "InvalidRange",
             Self::NotSealed => "NotSealed",
-            Self::Tampered(_) => "ObjectVerificationFailed",
+            Self::Tampered(_) | Self::WrongMailbox => "ObjectVerificationFailed",
             Self::CustodianUnavailable(_) | Self::UpstreamUnavailable(_) => "ServiceUnavailable",
             Self::TooLarge(_) => "EntityTooLarge",
             Self::StoreRefused { .. } => "StoreRefused",
@@ -191,6 +207,7 @@ impl From<custodia::Error> for Error {
                 bucket: String::new(),
                 key: format!("(mailbox {mailbox:?})"),
             },
+            custodia::Error::InvalidMailbox { reason, .. } => Self::InvalidMailbox { reason },
             custodia::Error::Denied {
                 region,
                 custodian,

@@ -176,6 +176,19 @@ pub fn opaque_etag(store_etag: &str) -> String {
     format!("\"cx-{}\"", hex::encode(&d.as_ref()[..12]))
 }
 
+/// Refuses an object whose sealed context names another mailbox than `expected` (the
+/// canonical mailbox its key names), compared in canonical form, so objects sealed before
+/// mailbox ids were canonical still match their key.
+///
+/// # Errors
+/// [`Error::WrongMailbox`].
+pub(crate) fn check_sealed_mailbox(header: &Header, expected: &str) -> Result<()> {
+    match custodia_envelope::canonical_mailbox(header.context().mailbox()) {
+        Ok(m) if m == expected => Ok(()),
+        _ => Err(Error::WrongMailbox),
+    }
+}
+
 impl Objects {
     /// The operations over `store`, sealing and opening with `client`.
     #[must_use]
@@ -292,6 +305,10 @@ impl Objects {
         bucket: &str,
         key: &str,
     ) -> Result<custodia_envelope::Unlocked> {
+        // Before any custodian is asked: the object must be sealed to the mailbox its key
+        // names. (The binding would fail it too, but only after an audited release.)
+        let route = self.routes.resolve(bucket, key)?;
+        check_sealed_mailbox(header, &route.mailbox)?;
         let binding = Binding::new(bucket, key).map_err(Error::Tampered)?;
         match self.client.unlock(header, &binding, None).await {
             Ok(unlocked) => Ok(unlocked),
@@ -356,6 +373,7 @@ impl Objects {
             )),
             Start::Plain(_) => Err(Error::NotSealed),
             Start::Sealed { header, .. } if multipart::is_part(&header) => {
+                check_sealed_mailbox(&header, &route.mailbox)?;
                 self.head_multipart(bucket, key, &header, fetched).await
             }
             Start::Sealed { header, .. } => {
@@ -410,6 +428,7 @@ impl Objects {
             }
             Start::Plain(_) => Err(Error::NotSealed),
             Start::Sealed { header, rest } if multipart::is_part(&header) => {
+                check_sealed_mailbox(&header, &route.mailbox)?;
                 self.get_multipart(bucket, key, &header, rest, fetched)
                     .await
             }
@@ -450,6 +469,8 @@ impl Objects {
             Start::Plain(_) => return Err(Error::NotSealed),
         };
         if multipart::is_part(&header) {
+            let route = self.routes.resolve(bucket, key)?;
+            check_sealed_mailbox(&header, &route.mailbox)?;
             return self
                 .get_multipart_range(bucket, key, &header, fetched, spec)
                 .await;

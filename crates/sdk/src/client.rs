@@ -150,6 +150,12 @@ impl Client {
         }
     }
 
+    /// The residency policy this client seals by.
+    #[must_use]
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     /// Drops (and zeroizes) every cached data key.
     pub fn clear_cache(&self) {
         self.cache.clear();
@@ -162,7 +168,15 @@ impl Client {
     ) -> Result<(Context, Vec<custodia_envelope::RecipientPublicKey>)> {
         let region = self.policy.region_for(mailbox)?;
         let recipients = self.directory.recipients(&region)?;
-        let mut context = Context::new(mailbox, &region)?;
+        // Sealed under its canonical id, whatever spelling the caller used (region_for has
+        // checked that it has one).
+        let id = custodia_envelope::canonical_mailbox(mailbox).map_err(|reason| {
+            Error::InvalidMailbox {
+                mailbox: mailbox.to_owned(),
+                reason,
+            }
+        })?;
+        let mut context = Context::new(&id, &region)?;
         for (k, v) in extra {
             context = context.with(k, v)?;
         }

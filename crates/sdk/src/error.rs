@@ -17,6 +17,15 @@ pub enum Error {
         /// The mailbox that matched no rule.
         mailbox: String,
     },
+    /// The mailbox id is not valid (see [`custodia_envelope::canonical_mailbox`]): nothing
+    /// is sealed.
+    #[error("invalid mailbox id {mailbox:?}: {reason}")]
+    InvalidMailbox {
+        /// The id as given.
+        mailbox: String,
+        /// Which rule it breaks.
+        reason: custodia_envelope::MailboxError,
+    },
     /// The [`Directory`](crate::Directory) lists no custodian for this region.
     #[error("no custodians configured for region {region}")]
     NoCustodians {

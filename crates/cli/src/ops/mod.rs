@@ -101,17 +101,16 @@ pub(crate) struct VerifyArgs {
     /// asked of the custodians and audited like any read).
     #[arg(long)]
     pub(crate) deep: bool,
+    /// Also name every object sealed to another region than its mailbox's residency (or to
+    /// another mailbox than its key names), under the config's [residency] rules and the
+    /// canonical mailbox id. Such objects make the status 3.
+    #[arg(long)]
+    pub(crate) residency: bool,
 }
 
 /// The object layer of a gateway config.
 pub(crate) fn scope(at: &Where) -> CliResult<Scope> {
-    let config = custodia_gateway::Config::load(&at.config)
-        .map_err(|e| Failure::failed(e.to_string()).context(at.config.display()))?;
-    let gw =
-        |e: custodia_gateway::Error| Failure::failed(e.to_string()).context(at.config.display());
-    let client = custodia_gateway::gateway::sdk_client(&config).map_err(gw)?;
-    let store = custodia_gateway::gateway::store(&config).map_err(gw)?;
-    let routes = Routes::new(&config.routes).map_err(gw)?;
+    let (objects, routes) = object_layer(&at.config)?;
     if !routes.serves_bucket(&at.bucket) {
         return Err(Failure::usage(format!(
             "--bucket {}: no [[route]] of {} names this bucket, so no object in it has a \
@@ -120,18 +119,71 @@ pub(crate) fn scope(at: &Where) -> CliResult<Scope> {
             at.config.display()
         )));
     }
-    let objects = custodia_gateway::objects::Objects::new(
-        client,
-        store,
-        routes,
-        config.limits.max_object_bytes,
-        Arc::new(custodia_gateway::metrics::Metrics::default()),
-    );
     Ok(Scope {
-        objects: Arc::new(objects),
+        objects,
         bucket: at.bucket.clone(),
         prefix: at.prefix.clone(),
     })
+}
+
+/// The object layer of the gateway config at `path`, and its routes.
+fn object_layer(
+    path: &std::path::Path,
+) -> CliResult<(Arc<custodia_gateway::objects::Objects>, Routes)> {
+    let config = custodia_gateway::Config::load(path)
+        .map_err(|e| Failure::failed(e.to_string()).context(path.display()))?;
+    let gw = |e: custodia_gateway::Error| Failure::failed(e.to_string()).context(path.display());
+    let client = custodia_gateway::gateway::sdk_client(&config).map_err(gw)?;
+    let store = custodia_gateway::gateway::store(&config).map_err(gw)?;
+    let routes = Routes::new(&config.routes).map_err(gw)?;
+    let objects = custodia_gateway::objects::Objects::new(
+        client,
+        store,
+        routes.clone(),
+        config.limits.max_object_bytes,
+        Arc::new(custodia_gateway::metrics::Metrics::default()),
+    );
+    Ok((Arc::new(objects), routes))
+}
+
+/// One whole-bucket scope per bucket the config's routes name. A key version is global to a
+/// custodian, so a job that destroys one must see every bucket that can hold objects sealed
+/// to it: `buckets`, if given, must list every one of them.
+pub(crate) fn every_routed_bucket(
+    config: &std::path::Path,
+    buckets: &[String],
+) -> CliResult<Vec<Scope>> {
+    let (objects, routes) = object_layer(config)?;
+    let routed: Vec<String> = routes.buckets().into_iter().map(str::to_owned).collect();
+    if !buckets.is_empty() {
+        let missing: Vec<&str> = routed
+            .iter()
+            .filter(|b| !buckets.contains(b))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(Failure::usage(format!(
+                "a key version is global: objects sealed to it can be in every bucket the \
+                 routes of {} name; add --bucket {} (or give no --bucket to scan them all)",
+                config.display(),
+                missing.join(" --bucket ")
+            )));
+        }
+        if let Some(extra) = buckets.iter().find(|b| !routed.contains(b)) {
+            return Err(Failure::usage(format!(
+                "--bucket {extra}: no [[route]] of {} names this bucket",
+                config.display()
+            )));
+        }
+    }
+    Ok(routed
+        .into_iter()
+        .map(|bucket| Scope {
+            objects: objects.clone(),
+            bucket,
+            prefix: None,
+        })
+        .collect())
 }
 
 /// Options with a Ctrl-C handler that asks the job to stop (checkpoint saved).
@@ -333,7 +385,11 @@ pub(crate) fn verify(args: &VerifyArgs) -> CliResult {
     runtime()?.block_on(async {
         let opts = options(&args.how, 1, false);
         let shown = Shown::new("verify", args.how.quiet);
-        let summary = custodia_gateway::ops::verify::verify(&scope, &opts, args.deep, &shown).await;
+        let checks = custodia_gateway::ops::verify::Checks {
+            deep: args.deep,
+            residency: args.residency,
+        };
+        let summary = custodia_gateway::ops::verify::verify(&scope, &opts, checks, &shown).await;
         shown.finish();
         drop(shown);
         report(
@@ -343,6 +399,7 @@ pub(crate) fn verify(args: &VerifyArgs) -> CliResult {
                 Kind::Plaintext,
                 Kind::Damaged,
                 Kind::Unreadable,
+                Kind::WrongRegion,
                 Kind::Failed,
             ],
         )

@@ -1,7 +1,8 @@
 //! `custodia shred`: crypto-shred one custodian key version. Lists the objects it would make
-//! unreadable, asks for confirmation, has the custodian destroy the version (admin role,
+//! unreadable in every bucket the gateway config's routes name (a key version is global to
+//! its custodian), asks for confirmation, has the custodian destroy the version (admin role,
 //! with an M-of-N approval for exactly this destruction), then shows that those objects no
-//! longer open.
+//! longer open. `--dry-run` stops after the list.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::PathBuf;
@@ -12,15 +13,24 @@ use custodia_gateway::ops::{Kind, Options};
 use serde::Serialize;
 
 use super::progress::Shown;
-use super::{Where, job_error, runtime};
+use super::{job_error, runtime};
 use crate::failure::{CliResult, Context, Failure, Status};
 use crate::target::Target;
 
 /// `custodia shred`.
 #[derive(Debug, Args)]
 pub(crate) struct ShredArgs {
-    #[command(flatten)]
-    pub(crate) at: Where,
+    /// The gateway's TOML config: its [upstream] S3 store is scanned, in every bucket its
+    /// [[route]]s name (see docs/GATEWAY.md).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: PathBuf,
+    /// The buckets to scan: if given, every bucket the routes name must be listed (a key
+    /// version is global; objects sealed to it may be in any of them). Default: all of them.
+    #[arg(long, value_name = "BUCKET")]
+    pub(crate) bucket: Vec<String>,
+    /// List what would stop opening, and destroy nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
     /// The custodian (and the admin certificate to present: by default the region admin's
     /// from --keys).
     #[command(flatten)]
@@ -49,8 +59,9 @@ pub(crate) struct ShredArgs {
 struct Shredded<'a> {
     custodian: String,
     key_version: u32,
+    buckets: Vec<&'a str>,
     affected: u64,
-    affected_sample: &'a [String],
+    affected_sample: Vec<String>,
     destroyed: bool,
     check: Option<custodia_gateway::ops::shred::Check>,
 }
@@ -80,7 +91,7 @@ fn confirm(what: &str) -> CliResult {
 pub(crate) fn shred(args: &ShredArgs) -> CliResult {
     let resolved = args.target.resolve_admin()?;
     let approval = crate::approve::load(&args.approval)?;
-    let scope = super::scope(&args.at)?;
+    let scopes = super::every_routed_bucket(&args.config, &args.bucket)?;
     let region = custodia_envelope::Region::new(&resolved.region)
         .map_err(|e| Failure::usage(format!("--region: {e}")))?;
     let custodian = custodia_envelope::CustodianName::new(&resolved.custodian)
@@ -95,38 +106,71 @@ pub(crate) fn shred(args: &ShredArgs) -> CliResult {
         resolved.region, resolved.custodian, args.key_version
     );
     let admin = resolved.client()?;
+    let buckets: Vec<&str> = scopes.iter().map(|s| s.bucket.as_str()).collect();
     runtime()?.block_on(async {
         let opts = Options {
             jobs: usize::from(args.jobs),
             ..Options::default()
         };
-        let shown = Shown::new("shred", args.quiet || args.json);
-        let found = scan(&scope, &opts, &target, &shown).await;
-        shown.finish();
-        drop(shown);
-        let found = found.map_err(job_error)?;
-        if let Some(why) = &found.summary.stopped {
-            return Err(Failure::new(
-                Status::Failed,
-                format!("the scan stopped: {why}"),
-            ));
+        // Every bucket, whole: what is affected, per bucket.
+        let mut found = Vec::new();
+        let mut affected = 0;
+        for scope in &scopes {
+            let shown = Shown::new("shred", args.quiet || args.json);
+            let scanned = scan(scope, &opts, &target, &shown).await;
+            shown.finish();
+            drop(shown);
+            let scanned =
+                scanned.map_err(|e| job_error(e).context(format!("bucket {}", scope.bucket)))?;
+            if let Some(why) = &scanned.summary.stopped {
+                return Err(Failure::new(
+                    Status::Failed,
+                    format!("the scan of bucket {} stopped: {why}", scope.bucket),
+                ));
+            }
+            affected += scanned.summary.count(Kind::Affected);
+            found.push((scope, scanned.affected));
         }
-        let affected = found.summary.count(Kind::Affected);
+        let sample: Vec<String> = found
+            .iter()
+            .flat_map(|(scope, keys)| keys.iter().map(move |k| format!("{}/{k}", scope.bucket)))
+            .collect();
         if !args.json {
             say!(
-                "{affected} object(s) of {} are sealed to {}/{} v{} and will no longer open{}",
-                args.at.bucket,
+                "{affected} object(s) in bucket(s) {} are sealed to {}/{} v{} and will no longer \
+                 open{}",
+                buckets.join(", "),
                 resolved.region,
                 resolved.custodian,
                 args.key_version,
                 if affected == 0 { "." } else { ":" }
             );
-            for k in found.affected.iter().take(20) {
-                say!("  {k}");
+            for k in sample.iter().take(20) {
+                say!("  {}", crate::out::escape(k));
             }
-            if found.affected.len() > 20 {
+            if sample.len() > 20 {
                 say!("  … and {} more", affected - 20);
             }
+        }
+        if args.dry_run {
+            if args.json {
+                let out = Shredded {
+                    custodian: format!("{}/{}", resolved.region, resolved.custodian),
+                    key_version: args.key_version,
+                    buckets,
+                    affected,
+                    affected_sample: sample,
+                    destroyed: false,
+                    check: None,
+                };
+                match serde_json::to_string_pretty(&out) {
+                    Ok(s) => say!("{s}"),
+                    Err(e) => return Err(Failure::failed(format!("result: {e}"))),
+                }
+            } else {
+                say!("dry run: nothing was destroyed");
+            }
+            return Ok(());
         }
         if !args.yes {
             confirm(&what)?;
@@ -135,13 +179,27 @@ pub(crate) fn shred(args: &ShredArgs) -> CliResult {
             .destroy(args.key_version, &approval)
             .await
             .context(resolved.describe())?;
-        scope.objects.client().clear_cache();
-        let check = check_unreadable(&scope, &found.affected, usize::from(args.jobs)).await;
+        let mut check = custodia_gateway::ops::shred::Check::default();
+        for (scope, keys) in &found {
+            scope.objects.client().clear_cache();
+            let c = check_unreadable(scope, keys, usize::from(args.jobs)).await;
+            check.unreadable += c.unreadable;
+            check.gone += c.gone;
+            for (why, n) in c.reasons {
+                *check.reasons.entry(why).or_default() += n;
+            }
+            check.still_open.extend(
+                c.still_open
+                    .into_iter()
+                    .map(|k| format!("{}/{k}", scope.bucket)),
+            );
+        }
         let out = Shredded {
             custodian: format!("{}/{}", resolved.region, resolved.custodian),
             key_version: args.key_version,
+            buckets,
             affected,
-            affected_sample: &found.affected,
+            affected_sample: sample,
             destroyed: true,
             check: Some(check),
         };
@@ -160,7 +218,7 @@ pub(crate) fn shred(args: &ShredArgs) -> CliResult {
             if let Some(c) = check {
                 say!(
                     "checked {} affected object(s): {} no longer open, {} still open, {} gone",
-                    found.affected.len(),
+                    out.affected_sample.len(),
                     c.unreadable,
                     c.still_open.len(),
                     c.gone

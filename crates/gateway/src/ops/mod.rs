@@ -58,6 +58,10 @@ pub enum Kind {
     Damaged,
     /// Verify `--deep` / shred check: sealed, but the custodians refused or could not open it.
     Unreadable,
+    /// Verify `--residency`: sealed to another region than its mailbox's residency says (or
+    /// to another mailbox than its key names): the region it is sealed to can open it, the
+    /// mailbox's home region cannot.
+    WrongRegion,
     /// Shred: sealed to the key version being destroyed.
     Affected,
     /// Shred: not sealed to that key version.
@@ -206,7 +210,7 @@ impl Default for Options {
 pub struct FailureNote {
     /// The key.
     pub key: String,
-    /// `failed`, `damaged` or `unreadable`.
+    /// `failed`, `damaged`, `unreadable` or `wrong_region`.
     pub kind: Kind,
     /// Why.
     pub error: String,

@@ -231,8 +231,10 @@ impl<'a> Runner<'a> {
                 if o.kind == Kind::Failed && new_failures.len() < MAX_RETRY {
                     new_failures.push(l.key.clone());
                 }
-                if matches!(o.kind, Kind::Failed | Kind::Damaged | Kind::Unreadable)
-                    && noted.len() < MAX_NOTED
+                if matches!(
+                    o.kind,
+                    Kind::Failed | Kind::Damaged | Kind::Unreadable | Kind::WrongRegion
+                ) && noted.len() < MAX_NOTED
                 {
                     noted.push(FailureNote {
                         key: l.key.clone(),

@@ -1,6 +1,8 @@
 //! `verify`: walk a bucket and say what it holds — plaintext, sealed (and to which key
 //! versions), damaged — and, `--deep`, open every sealed object end to end (each unwrap
-//! asked of the custodians and audited like any read; only in-region callers can).
+//! asked of the custodians and audited like any read; only in-region callers can);
+//! `--residency`, name every object sealed to another region than its mailbox's residency
+//! (mail sealed before mailbox ids were canonical, when an exact rule missed a spelling).
 
 use custodia_envelope::Header;
 use futures_util::StreamExt;
@@ -60,12 +62,30 @@ pub(crate) async fn inspect(scope: &Scope, key: &str) -> Result<Inspected> {
 pub async fn verify(
     scope: &Scope,
     opts: &Options,
-    deep: bool,
+    checks: Checks,
     progress: &dyn Progress,
 ) -> Result<Summary> {
-    let params = if deep { "deep" } else { "" };
+    let params = match (checks.deep, checks.residency) {
+        (true, true) => "deep,residency",
+        (true, false) => "deep",
+        (false, true) => "residency",
+        (false, false) => "",
+    };
     let runner = Runner::start(scope, opts, progress, "verify", params)?;
-    let mut summary = runner.drive(&VerifyWork { scope, deep }).await?;
+    let mut summary = runner
+        .drive(&VerifyWork {
+            scope,
+            deep: checks.deep,
+            residency: checks.residency,
+        })
+        .await?;
+    let wrong = summary.count(Kind::WrongRegion);
+    if wrong > 0 {
+        summary.notes.push(format!(
+            "{wrong} object(s) are sealed to another region than their mailbox's residency: \
+             the region they are sealed to can open them, the mailbox's home region cannot"
+        ));
+    }
     let plain = summary.count(Kind::Plaintext);
     if plain > 0 {
         summary.notes.push(format!(
@@ -75,9 +95,20 @@ pub async fn verify(
     Ok(summary)
 }
 
+/// What `verify` checks beyond reading each header.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Checks {
+    /// Open every sealed object end to end.
+    pub deep: bool,
+    /// Compare each object's sealed region and mailbox with its key's canonical mailbox and
+    /// that mailbox's residency.
+    pub residency: bool,
+}
+
 struct VerifyWork<'a> {
     scope: &'a Scope,
     deep: bool,
+    residency: bool,
 }
 
 impl PerObject for VerifyWork<'_> {
@@ -100,6 +131,13 @@ impl VerifyWork<'_> {
         if is_multipart_part(&header) {
             o.detail = Some("multipart layout (first part's header)".into());
         }
+        if self.residency
+            && let Some(why) = self.misplaced(key, &header)
+        {
+            o.kind = Kind::WrongRegion;
+            o.detail = Some(why);
+            return o;
+        }
         if self.deep {
             match self.open(key).await {
                 Ok(()) => {}
@@ -119,6 +157,38 @@ impl VerifyWork<'_> {
             }
         }
         o
+    }
+
+    /// Why the object is not where its mailbox lives, if it is not.
+    fn misplaced(&self, key: &str, header: &Header) -> Option<String> {
+        let objects = &self.scope.objects;
+        let mailbox = match objects.routes().resolve(&self.scope.bucket, key) {
+            Ok(r) => r.mailbox,
+            Err(e) => return Some(e.to_string()),
+        };
+        let sealed = header.context();
+        if custodia_envelope::canonical_mailbox(sealed.mailbox())
+            .ok()
+            .as_deref()
+            != Some(mailbox.as_str())
+        {
+            return Some(format!(
+                "sealed to mailbox {:?}, its key names {mailbox}",
+                sealed.mailbox()
+            ));
+        }
+        match objects.client().policy().region_for(&mailbox) {
+            Ok(home) if home == *sealed.region() => None,
+            Ok(home) => Some(format!(
+                "sealed to region {}, mailbox {mailbox} lives in {}",
+                sealed.region().as_str(),
+                home.as_str()
+            )),
+            Err(e) => Some(format!(
+                "sealed to region {}: {e}",
+                sealed.region().as_str()
+            )),
+        }
     }
 
     /// Opens the object as the gateway serves it, reading every verified byte.
