@@ -255,17 +255,24 @@ fn a_stopped_custodian_gets_503_in_bounded_time_and_writes_keep_their_slots() {
                 })
             })
             .collect();
+        let mut slowest = (Duration::ZERO, Duration::ZERO);
         for h in writes {
             let (r, took) = h.join().unwrap();
+            slowest.0 = slowest.0.max(took);
             assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
             assert!(took < Duration::from_secs(5), "a write took {took:?}");
         }
         for h in reads {
             let (r, took) = h.join().unwrap();
+            slowest.1 = slowest.1.max(took);
             assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
             assert!(r.header("retry-after").is_some());
             assert!(took < Duration::from_secs(20), "a read took {took:?}");
         }
+        eprintln!(
+            "custodian stopped: slowest write {:?}, slowest read (503) {:?}",
+            slowest.0, slowest.1
+        );
     });
     assert!(started.elapsed() < Duration::from_secs(40));
     w.custodian.signal("CONT");
