@@ -24,26 +24,25 @@ fn outside_bucket(dir: &Path, bucket: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn dot_and_empty_segments_are_refused_on_both_fronts_for_every_operation() {
+/// A gateway over s3s-fs with a `mail` bucket holding `IRISH` (written through the gateway
+/// from the file returned, which holds `text`).
+fn with_irish_object(text: &[u8]) -> (S3Setup, std::path::PathBuf) {
     let s = S3Setup::start(StoreKind::S3sFs);
-    let ep = s.ep();
-    make_bucket(ep, &s.store, "mail");
+    make_bucket(s.ep(), &s.store, "mail");
     let body = s.files.join("body");
-    std::fs::write(&body, b"Irish mail").unwrap();
+    std::fs::write(&body, text).unwrap();
+    let dest = format!("s3://mail/{IRISH}");
     ok(
-        &aws(
-            ep,
-            &[
-                "s3",
-                "cp",
-                body.to_str().unwrap(),
-                &format!("s3://mail/{IRISH}"),
-            ],
-            None,
-        ),
+        &aws(s.ep(), &["s3", "cp", body.to_str().unwrap(), &dest], None),
         "cp",
     );
+    (s, body)
+}
+
+#[test]
+fn dot_and_empty_segments_are_refused_on_both_fronts_for_every_operation() {
+    let (s, body) = with_irish_object(b"Irish mail");
+    let ep = s.ep();
     let before_outside = outside_bucket(s.store.disk(), "mail");
     let api = |args: &[&str]| aws(ep, &[&["s3api"], args].concat(), None);
     let refused = |out: &std::process::Output, what: &str| {
@@ -319,24 +318,8 @@ fn every_spelling_of_a_mailbox_is_sealed_under_its_canonical_id_and_its_region()
 
 #[test]
 fn an_object_moved_under_another_mailbox_is_refused_before_any_unwrap() {
-    let s = S3Setup::start(StoreKind::S3sFs);
+    let (s, _) = with_irish_object(b"for aoife only");
     let ep = s.ep();
-    make_bucket(ep, &s.store, "mail");
-    let body = s.files.join("body");
-    std::fs::write(&body, b"for aoife only").unwrap();
-    ok(
-        &aws(
-            ep,
-            &[
-                "s3",
-                "cp",
-                body.to_str().unwrap(),
-                &format!("s3://mail/{IRISH}"),
-            ],
-            None,
-        ),
-        "cp",
-    );
     // The store's holder copies Aoife's sealed object under Brian's key.
     let moved = "brian@example.ie/INBOX/1.eml";
     let raw = s.files.join("raw");

@@ -66,6 +66,13 @@ struct Shredded<'a> {
     check: Option<custodia_gateway::ops::shred::Check>,
 }
 
+fn print_json(out: &Shredded<'_>) -> CliResult {
+    let text =
+        serde_json::to_string_pretty(out).map_err(|e| Failure::failed(format!("result: {e}")))?;
+    say!("{text}");
+    Ok(())
+}
+
 fn confirm(what: &str) -> CliResult {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
@@ -163,10 +170,7 @@ pub(crate) fn shred(args: &ShredArgs) -> CliResult {
                     destroyed: false,
                     check: None,
                 };
-                match serde_json::to_string_pretty(&out) {
-                    Ok(s) => say!("{s}"),
-                    Err(e) => return Err(Failure::failed(format!("result: {e}"))),
-                }
+                print_json(&out)?;
             } else {
                 say!("dry run: nothing was destroyed");
             }
@@ -205,10 +209,7 @@ pub(crate) fn shred(args: &ShredArgs) -> CliResult {
         };
         let check = out.check.as_ref();
         if args.json {
-            match serde_json::to_string_pretty(&out) {
-                Ok(s) => say!("{s}"),
-                Err(e) => return Err(Failure::failed(format!("result: {e}"))),
-            }
+            print_json(&out)?;
         } else {
             say!(
                 "destroyed key version {} of custodian {}",

@@ -9,6 +9,11 @@ use std::sync::Arc;
 /// Records per sealed chunk.
 const CHUNK: usize = 1024;
 
+/// How many records `sealed` chunks and a tail of `tail` records hold.
+fn count(sealed: &[Arc<[Vec<u8>]>], tail: usize) -> u64 {
+    (sealed.len() * CHUNK + tail) as u64
+}
+
 /// Every public record, in order.
 #[derive(Debug, Default)]
 pub struct Records {
@@ -46,7 +51,7 @@ impl Records {
     /// How many records.
     #[must_use]
     pub fn len(&self) -> u64 {
-        (self.sealed.len() * CHUNK + self.tail.len()) as u64
+        count(&self.sealed, self.tail.len())
     }
 
     /// Whether there are none.
@@ -81,7 +86,7 @@ impl Snapshot {
     /// How many records the view holds.
     #[must_use]
     pub fn len(&self) -> u64 {
-        (self.sealed.len() * CHUNK + self.tail.len()) as u64
+        count(&self.sealed, self.tail.len())
     }
 
     /// Whether it holds none.
