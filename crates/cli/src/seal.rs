@@ -212,6 +212,8 @@ fn binding(common: &Common) -> CliResult<Binding> {
 pub(crate) fn seal(args: &SealArgs) -> CliResult {
     let index = Index::load(&args.common.keys)?;
     let mut policy = Policy::builder();
+    custodia_envelope::canonical_mailbox(&args.mailbox)
+        .map_err(|e| Failure::usage(format!("--mailbox {:?}: {e}", args.mailbox)))?;
     if let Some(r) = &args.region {
         policy = policy.mailbox(&args.mailbox, &region(r, "--region")?);
     }
@@ -219,6 +221,8 @@ pub(crate) fn seal(args: &SealArgs) -> CliResult {
         let (domain, r) = rule
             .split_once('=')
             .ok_or_else(|| Failure::usage(format!("--domain {rule}: expected DOMAIN=REGION")))?;
+        custodia_envelope::canonical_domain(domain.trim_start_matches(['@', '.']))
+            .map_err(|e| Failure::usage(format!("--domain {rule}: {e}")))?;
         policy = policy.domain(domain, &region(r, "--domain")?);
     }
     let policy = policy.build();

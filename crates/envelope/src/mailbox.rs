@@ -8,8 +8,10 @@
 //! * no whitespace, control character or invisible format character anywhere (refused, never
 //!   trimmed);
 //! * `local@domain`, split at the last `@`;
-//! * the local part ASCII only for now (printable, no `@`; others are refused with a clear
-//!   error), 1 to 64 bytes, lowercased;
+//! * the local part an RFC 5322 dot-atom in ASCII (letters, digits and
+//!   `` !#$%&'*+-/=?^_`{|}~ ``, dots only between them; quoted strings, comments and non-ASCII
+//!   local parts are refused with a clear error), 1 to 64 bytes, lowercased. Sub-addresses are
+//!   not folded: `ceo+board@example.com` is a mailbox of its own;
 //! * the domain in its IDNA A-label form (UTS #46 processing with the STD3 rules, which
 //!   normalises to NFC, maps case and encodes Punycode: `Éire.example` becomes
 //!   `xn--ire-9la.example`), lowercase, without a trailing dot;
@@ -36,8 +38,8 @@ pub enum MailboxError {
     Invisible,
     /// No `@`, or an empty local part or domain.
     Shape,
-    /// The local part is not printable ASCII (non-ASCII local parts are not supported yet),
-    /// holds an `@`, or is longer than 64 bytes.
+    /// The local part is not an ASCII dot-atom (non-ASCII local parts, quoted strings and
+    /// comments are not supported), or is longer than 64 bytes.
     LocalPart,
     /// The domain is not a valid (internationalised) domain name.
     Domain,
@@ -52,8 +54,9 @@ impl fmt::Display for MailboxError {
             }
             Self::Shape => "a mailbox id is local@domain, both parts non-empty",
             Self::LocalPart => {
-                "the local part of a mailbox id must be 1 to 64 printable ASCII characters \
-                 (non-ASCII local parts are not supported yet)"
+                "the local part of a mailbox id must be 1 to 64 ASCII letters, digits, dots \
+                 (not first, last or doubled) and !#$%&'*+-/=?^_`{|}~ (non-ASCII local parts, \
+                 quoted strings and comments are not supported)"
             }
             Self::Domain => "the domain of a mailbox id is not a valid domain name",
         })
@@ -91,6 +94,16 @@ pub fn is_invisible(c: char) -> bool {
         )
 }
 
+/// Whether `local` is an RFC 5322 dot-atom of at most 64 bytes: atext runs joined by single
+/// dots.
+fn is_dot_atom(local: &str) -> bool {
+    let atext = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b);
+    local.len() <= MAX_LOCAL
+        && local
+            .split('.')
+            .all(|run| !run.is_empty() && run.bytes().all(atext))
+}
+
 /// The canonical form of the mailbox id `raw`.
 ///
 /// ```
@@ -114,7 +127,7 @@ pub fn canonical_mailbox(raw: &str) -> Result<String, MailboxError> {
     if local.is_empty() || domain.is_empty() {
         return Err(MailboxError::Shape);
     }
-    if local.len() > MAX_LOCAL || !local.bytes().all(|b| b.is_ascii_graphic() && b != b'@') {
+    if !is_dot_atom(local) {
         return Err(MailboxError::LocalPart);
     }
     if domain.ends_with('.') {
@@ -188,6 +201,15 @@ mod tests {
             canonical_mailbox("a@\u{c9}ire.example").unwrap(),
             "a@xn--ire-9la.example"
         );
+        // Dot-atoms with the other atext characters; sub-addresses stay ids of their own.
+        assert_eq!(
+            canonical_mailbox("First.Last+Board@example.com").unwrap(),
+            "first.last+board@example.com"
+        );
+        assert_eq!(
+            canonical_mailbox("o'neil_x-y@example.ie").unwrap(),
+            "o'neil_x-y@example.ie"
+        );
         // An A-label given as such stays.
         assert_eq!(
             canonical_mailbox("a@XN--IRE-9LA.example").unwrap(),
@@ -212,6 +234,13 @@ mod tests {
             ("ceo@", Shape),
             ("séan@example.ie", LocalPart),
             ("a@b@example.ie", LocalPart),
+            ("\"ceo\"@example.com", LocalPart),
+            ("ceo(x)@example.com", LocalPart),
+            (".ceo@example.com", LocalPart),
+            ("ceo.@example.com", LocalPart),
+            ("c..eo@example.com", LocalPart),
+            ("ceo,x@example.com", LocalPart),
+            ("ceo\\x@example.com", LocalPart),
             ("ceo@exa_mple.com", Domain),
             ("ceo@example.com.", Domain),
             ("ceo@-example.com", Domain),

@@ -41,6 +41,14 @@ pub const MAX_KEY: usize = 1024;
 /// decodes once or twice more than the gateway expects must not find a path step either.
 const DECODE_ROUNDS: usize = 3;
 
+/// Whether a key segment is empty or could be read as `.` or `..` by some store: a segment of
+/// dots and spaces only (Windows strips trailing dots and spaces), once a `;` path parameter
+/// (which some servers drop) is cut off.
+fn is_path_step(segment: &str) -> bool {
+    let core = segment.split(';').next().unwrap_or_default();
+    segment.is_empty() || core.is_empty() || core.bytes().all(|b| b == b'.' || b == b' ')
+}
+
 /// Checks `key` against the key grammar: 1 to [`MAX_KEY`] bytes, and, as it is and after each
 /// of up to three rounds of percent-decoding, no control character and no segment (between
 /// `/`s) that is empty, `.` or `..`. `a@x.ie/../b@y.ie/m` would otherwise delete another
@@ -60,12 +68,16 @@ pub fn check_key(key: &str) -> Result<()> {
                 "control characters are not allowed in keys (in any encoding)".into(),
             ));
         }
-        if form
-            .split('/')
-            .any(|s| s.is_empty() || s == "." || s == "..")
-        {
+        if form.contains('\\') {
             return Err(Error::BadRequest(
-                "keys may not have empty, '.' or '..' segments (in any encoding)".into(),
+                "backslashes are not allowed in keys (some stores read them as '/')".into(),
+            ));
+        }
+        if form.split('/').any(is_path_step) {
+            return Err(Error::BadRequest(
+                "keys may not have empty, '.' or '..' segments, or segments of only dots and \
+                 spaces (in any encoding)"
+                    .into(),
             ));
         }
         let decoded = percent_encoding::percent_decode_str(&form)
@@ -271,6 +283,12 @@ mod tests {
             "a@example.ie/%2e/x",
             "a@example.ie/%2f/x",
             "a@example.ie/x%00",
+            "a@example.ie/...",
+            "a@example.ie/.. /x",
+            "a@example.ie/..;x/b",
+            "a@example.ie/;x",
+            "a@example.ie/..\\b@example.ie\\m",
+            "a@example.ie/%5c..%5cx",
             "a@example.ie/x\u{0}y",
             "a@example.ie/x\ny",
             "a@example.ie/x\u{7f}",
@@ -290,7 +308,6 @@ mod tests {
         );
         for key in [
             "a@example.ie/x.eml",
-            "a@example.ie/...",
             "a@example.ie/.x",
             "a@example.ie/x..y",
             "a@example.ie/%2e%2ex",

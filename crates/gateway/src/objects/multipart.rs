@@ -133,11 +133,18 @@ pub(crate) fn is_part(header: &Header) -> bool {
     header.context().get(CTX_UPLOAD).is_some()
 }
 
-fn check_part(header: &Header, upload: &str, part: &str) -> Result<()> {
+/// Checks that `header` is record `part` of upload `upload` of mailbox `mailbox` (the first
+/// part's, which was checked against the key's mailbox): before any custodian is asked to
+/// open it, so that no part, layout or metadata record of another mailbox's upload is
+/// released on this key's account.
+fn check_part(header: &Header, upload: &str, mailbox: &str, part: &str) -> Result<()> {
     if header.context().get(CTX_UPLOAD) != Some(upload)
         || header.context().get(CTX_PART) != Some(part)
     {
         return Err(tampered("a part of another upload or position"));
+    }
+    if header.context().mailbox() != mailbox {
+        return Err(Error::WrongMailbox);
     }
     Ok(())
 }
@@ -458,14 +465,15 @@ impl Objects {
             .get(CTX_UPLOAD)
             .ok_or_else(|| tampered("not a part"))?
             .to_owned();
-        check_part(first, &upload, "1")?;
+        let mailbox = first.context().mailbox();
+        check_part(first, &upload, mailbox, "1")?;
         let candidates = self.layout_records(bucket, key).await?;
         if candidates.is_empty() {
             return Err(tampered("the multipart object's layout record is missing"));
         }
         let mut last = None;
         for lkey in candidates {
-            match self.open_layout(bucket, key, &lkey, &upload).await {
+            match self.open_layout(bucket, key, &lkey, &upload, mailbox).await {
                 Ok(found) => return Ok(found),
                 Err(e) => last = Some(e),
             }
@@ -497,12 +505,13 @@ impl Objects {
         key: &str,
         lkey: &str,
         upload: &str,
+        mailbox: &str,
     ) -> Result<(Layout, Metadata)> {
         let upload = upload.to_owned();
         let fetched = self.store.get(bucket, lkey, None).await?;
         let bytes = collect(fetched.body, MAX_LAYOUT).await?;
         let lh = parse_stored_header(&bytes)?;
-        check_part(&lh, &upload, "layout")?;
+        check_part(&lh, &upload, mailbox, "layout")?;
         let lbinding = Binding::new(bucket, lkey).map_err(Error::Tampered)?;
         let unlocked = self.client.unlock(&lh, &lbinding, None).await?;
         let meta_env = unlocked.open(&bytes).map_err(Error::Tampered)?;
@@ -523,7 +532,7 @@ impl Objects {
             return Err(tampered("layout with an impossible part count"));
         }
         let mh = parse_stored_header(&meta_env)?;
-        check_part(&mh, &upload, "metadata")?;
+        check_part(&mh, &upload, mailbox, "metadata")?;
         let binding = Binding::new(bucket, key).map_err(Error::Tampered)?;
         let meta = self.client.unlock(&mh, &binding, None).await?;
         Ok((layout, meta.metadata().clone()))
@@ -585,6 +594,7 @@ impl Objects {
             client: self.client.clone(),
             binding,
             upload: layout.upload,
+            mailbox: first.context().mailbox().to_owned(),
             header_size: profile.header_size(),
             sizes,
             index: 0,
@@ -645,6 +655,7 @@ impl Objects {
         let bucket_s = bucket.to_owned();
         let key_s = key.to_owned();
         let upload = layout.upload.clone();
+        let mailbox = first.context().mailbox().to_owned();
         let failure = Failure::default();
         let fail = failure.clone();
         // Each touched part needs its header and its chunks: both fetched at once (the chunk
@@ -656,6 +667,7 @@ impl Objects {
                 let bucket = bucket_s.clone();
                 let key = key_s.clone();
                 let upload = upload.clone();
+                let mailbox = mailbox.clone();
                 let fail = fail.clone();
                 async move {
                     let r: Result<BodyStream> = async {
@@ -677,7 +689,7 @@ impl Objects {
                         if header.profile() != profile {
                             return Err(tampered("a part with another profile"));
                         }
-                        check_part(&header, &upload, &(i + 1).to_string())?;
+                        check_part(&header, &upload, &mailbox, &(i + 1).to_string())?;
                         let binding = Binding::new(&bucket, &key).map_err(Error::Tampered)?;
                         let unlocked = client.unlock(&header, &binding, None).await?;
                         codec::open_range_body(&unlocked, chunks, part.body, fail.clone())
@@ -714,6 +726,7 @@ struct PartsState {
     client: Arc<Client>,
     binding: Binding,
     upload: String,
+    mailbox: String,
     header_size: usize,
     sizes: Vec<u64>,
     index: usize,
@@ -753,7 +766,12 @@ impl PartsState {
         }
         let hb = self.buf.split_to(self.header_size);
         let header = Header::parse(&hb).map_err(Error::Tampered)?;
-        check_part(&header, &self.upload, &(self.index + 1).to_string())?;
+        check_part(
+            &header,
+            &self.upload,
+            &self.mailbox,
+            &(self.index + 1).to_string(),
+        )?;
         let unlocked = self.client.unlock(&header, &self.binding, None).await?;
         self.opener = Some(unlocked.opener().map_err(Error::Tampered)?);
         self.left = self.sizes[self.index] - self.header_size as u64;
@@ -811,4 +829,67 @@ fn parts_body(state: PartsState) -> BodyStream {
         }
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+    use custodia_envelope::{
+        Binding, Context, CustodianName, KeyVersion, Metadata, Profile, RecipientId,
+        RecipientPublicKey, RecipientSecretKey, Region, SealOptions, SystemRandomness, seal,
+    };
+
+    /// A part header of `mailbox`'s upload `upload`, position `part`.
+    fn part(mailbox: &str, upload: &str, part: &str) -> Header {
+        let mut rng = SystemRandomness::new();
+        let ie = Region::new("ie").unwrap();
+        let secret = RecipientSecretKey::generate(&mut rng).unwrap();
+        let recipient = RecipientPublicKey {
+            id: RecipientId {
+                region: ie.clone(),
+                custodian: CustodianName::new("dublin").unwrap(),
+                key_id: secret.key_id().unwrap(),
+                key_version: KeyVersion(1),
+            },
+            public_key: secret.public_key().unwrap(),
+        };
+        let context = Context::new(mailbox, &ie)
+            .unwrap()
+            .with(CTX_UPLOAD, upload)
+            .unwrap()
+            .with(CTX_PART, part)
+            .unwrap();
+        let stored = seal(
+            &SealOptions {
+                profile: Profile::DEFAULT,
+                context: &context,
+                binding: &Binding::new("mail", "k").unwrap(),
+                recipients: &[recipient],
+                metadata: &Metadata::new(),
+            },
+            b"x",
+            &mut rng,
+        )
+        .unwrap();
+        Header::parse(&stored).unwrap()
+    }
+
+    #[test]
+    fn a_record_of_another_mailboxs_upload_is_refused_before_it_is_opened() {
+        let mine = part("brian@example.ie", "u1", "2");
+        assert!(check_part(&mine, "u1", "brian@example.ie", "2").is_ok());
+        // Another mailbox's part, layout or metadata record with the same upload id and
+        // position (a forged first part names the victim's upload): refused.
+        for what in ["2", "layout", "metadata"] {
+            let theirs = part("aoife@example.ie", "u1", what);
+            assert!(matches!(
+                check_part(&theirs, "u1", "brian@example.ie", what),
+                Err(Error::WrongMailbox)
+            ));
+        }
+        assert!(check_part(&mine, "u2", "brian@example.ie", "2").is_err());
+        assert!(check_part(&mine, "u1", "brian@example.ie", "3").is_err());
+    }
 }
