@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use crate::codec::{self, Checks, Failure, Start};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::routes::Routes;
+use crate::routes::{Resolved, Routes};
 use crate::store::{BodyStream, Store};
 
 mod multipart;
@@ -304,11 +304,11 @@ impl Objects {
         header: &Header,
         bucket: &str,
         key: &str,
+        mailbox: &str,
     ) -> Result<custodia_envelope::Unlocked> {
-        // Before any custodian is asked: the object must be sealed to the mailbox its key
-        // names. (The binding would fail it too, but only after an audited release.)
-        let route = self.routes.resolve(bucket, key)?;
-        check_sealed_mailbox(header, &route.mailbox)?;
+        // Before any custodian is asked: the object must be sealed to `mailbox`, the one its
+        // key names. (The binding would fail it too, but only after an audited release.)
+        check_sealed_mailbox(header, mailbox)?;
         let binding = Binding::new(bucket, key).map_err(Error::Tampered)?;
         match self.client.unlock(header, &binding, None).await {
             Ok(unlocked) => Ok(unlocked),
@@ -377,7 +377,7 @@ impl Objects {
                 self.head_multipart(bucket, key, &header, fetched).await
             }
             Start::Sealed { header, .. } => {
-                let unlocked = self.unlock(&header, bucket, key).await?;
+                let unlocked = self.unlock(&header, bucket, key, &route.mailbox).await?;
                 let len = header
                     .profile()
                     .plaintext_len(fetched.total_len)
@@ -405,9 +405,7 @@ impl Objects {
     ) -> Result<GetObject> {
         let route = self.routes.resolve(bucket, key)?;
         if let Some(spec) = range {
-            return self
-                .get_range(bucket, key, spec, route.legacy_plaintext)
-                .await;
+            return self.get_range(bucket, key, spec, &route).await;
         }
         let mut fetched = match self.store.get(bucket, key, None).await {
             // An empty stored object: no header.
@@ -433,7 +431,7 @@ impl Objects {
                     .await
             }
             Start::Sealed { header, rest } => {
-                let unlocked = self.unlock(&header, bucket, key).await?;
+                let unlocked = self.unlock(&header, bucket, key, &route.mailbox).await?;
                 let len = header
                     .profile()
                     .plaintext_len(fetched.total_len)
@@ -456,12 +454,12 @@ impl Objects {
         bucket: &str,
         key: &str,
         spec: RangeSpec,
-        legacy_ok: bool,
+        route: &Resolved,
     ) -> Result<GetObject> {
         let (start, fetched) = self.fetch_header(bucket, key).await?;
         let header = match start {
             Start::Sealed { header, .. } => header,
-            Start::Plain(_) if legacy_ok => {
+            Start::Plain(_) if route.legacy_plaintext => {
                 let r = spec.resolve(fetched.total_len)?;
                 let f = self.store.get(bucket, key, Some(r.clone())).await?;
                 return Ok(legacy(Bytes::new(), f, Some(r)));
@@ -469,7 +467,6 @@ impl Objects {
             Start::Plain(_) => return Err(Error::NotSealed),
         };
         if multipart::is_part(&header) {
-            let route = self.routes.resolve(bucket, key)?;
             check_sealed_mailbox(&header, &route.mailbox)?;
             return self
                 .get_multipart_range(bucket, key, &header, fetched, spec)
@@ -480,7 +477,7 @@ impl Objects {
             .plaintext_len(fetched.total_len)
             .map_err(Error::Tampered)?;
         let range = spec.resolve(len)?;
-        let unlocked = self.unlock(&header, bucket, key).await?;
+        let unlocked = self.unlock(&header, bucket, key, &route.mailbox).await?;
         let chunks = profile
             .chunk_range(len, range.start, range.end)
             .map_err(Error::Tampered)?;

@@ -159,17 +159,17 @@ pub(crate) fn shred(args: &ShredArgs) -> CliResult {
                 say!("  … and {} more", affected - 20);
             }
         }
+        let mut out = Shredded {
+            custodian: format!("{}/{}", resolved.region, resolved.custodian),
+            key_version: args.key_version,
+            buckets,
+            affected,
+            affected_sample: sample,
+            destroyed: false,
+            check: None,
+        };
         if args.dry_run {
             if args.json {
-                let out = Shredded {
-                    custodian: format!("{}/{}", resolved.region, resolved.custodian),
-                    key_version: args.key_version,
-                    buckets,
-                    affected,
-                    affected_sample: sample,
-                    destroyed: false,
-                    check: None,
-                };
                 print_json(&out)?;
             } else {
                 say!("dry run: nothing was destroyed");
@@ -198,15 +198,8 @@ pub(crate) fn shred(args: &ShredArgs) -> CliResult {
                     .map(|k| format!("{}/{k}", scope.bucket)),
             );
         }
-        let out = Shredded {
-            custodian: format!("{}/{}", resolved.region, resolved.custodian),
-            key_version: args.key_version,
-            buckets,
-            affected,
-            affected_sample: sample,
-            destroyed: true,
-            check: Some(check),
-        };
+        out.destroyed = true;
+        out.check = Some(check);
         let check = out.check.as_ref();
         if args.json {
             print_json(&out)?;
