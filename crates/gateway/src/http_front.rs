@@ -12,6 +12,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use subtle::ConstantTimeEq;
+use tracing::Instrument as _;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -104,10 +105,25 @@ impl HttpFront {
             _ => "other",
         };
         let span = tracing::info_span!("http", request_id = %id, %method);
-        let _guard = span.enter();
+        // The span is attached to the future, never entered across an await: a guard held over
+        // an await leaves the span current on whichever thread polls next.
+        Ok(self
+            .serve(req, id, method, op, started)
+            .instrument(span)
+            .await)
+    }
+
+    async fn serve(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        id: String,
+        method: Method,
+        op: &'static str,
+        started: Instant,
+    ) -> Response<UpBody> {
         let path = req.uri().path().to_owned();
         if method == Method::GET && path == "/healthz" {
-            return Ok(text(StatusCode::OK, "ok\n"));
+            return text(StatusCode::OK, "ok\n");
         }
         if method == Method::GET && path == "/metrics" {
             let body = self.metrics.render(self.objects.client().stats());
@@ -116,7 +132,7 @@ impl HttpFront {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4"),
             );
-            return Ok(r);
+            return r;
         }
         let _in_flight = self.metrics.start();
         let result = match self.slots.acquire(&method).await {
@@ -140,7 +156,7 @@ impl HttpFront {
         tracing::info!(op, status, "served");
         self.metrics
             .request("http", op, status, started.elapsed().as_secs_f64());
-        Ok(resp)
+        resp
     }
 
     async fn route(&self, req: Request<Incoming>, id: &str) -> Result<Response<UpBody>> {
