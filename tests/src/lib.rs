@@ -8,6 +8,7 @@
     reason = "test harness: failing loudly is the point"
 )]
 
+pub mod deployment;
 pub mod gateway;
 pub mod s3;
 pub mod world;

@@ -75,9 +75,13 @@ enum Command {
     #[command(after_help = REWRAP_HELP)]
     Rewrap(ops::RewrapArgs),
     /// Count a bucket's plaintext, sealed and damaged objects and the key versions in use;
-    /// --deep also opens every sealed object.
+    /// --deep also opens every sealed object, --residency names mail sealed to the wrong region.
     #[command(after_help = VERIFY_HELP)]
     Verify(ops::VerifyArgs),
+    /// Move mail sealed to this region but living in another (sealed before mailbox ids were
+    /// canonical) to its mailbox's home region, in place (audited opens; resumable).
+    #[command(after_help = RESEAL_HELP)]
+    Reseal(ops::ResealArgs),
     /// Destroy a custodian key version (admin, M-of-N approval): lists what becomes
     /// unreadable, asks, destroys, then shows those objects no longer open.
     #[command(after_help = SHRED_HELP)]
@@ -109,8 +113,21 @@ Examples:
   custodia verify --config ie/gateway.toml --bucket mail-ie
   custodia verify --config ie/gateway.toml --bucket mail-ie --deep --json > verify.json
 
-Exit status 0 only if every object is sealed and sound; 3 if plaintext, damaged or (--deep)
-unreadable objects were found.";
+Exit status 0 only if every object is sealed and sound; 3 if plaintext, damaged, (--deep)
+unreadable or (--residency) misplaced objects were found.";
+
+const RESEAL_HELP: &str = "\
+Examples:
+  custodia verify --config us/gateway.toml --bucket mail --residency     # what is misplaced
+  custodia reseal --config us/gateway.toml --bucket mail --dry-run
+  custodia reseal --config us/gateway.toml --bucket mail --checkpoint reseal.json
+
+Run by the region the mail was wrongly sealed to (the config's identity and region): its
+custodian opens each object (one audited unwrap, as for a read) and the plaintext is sealed
+again for the canonical mailbox, to its home region; the original is replaced only by a
+verified copy, and only if unchanged. Objects sealed to a third region, or to another mailbox
+than their key names, are reported and left alone. Exit status 0 only if everything this
+region can fix is fixed; 3 if misplaced objects remain; 1 if an object failed.";
 
 const SHRED_HELP: &str = "\
 Examples:
@@ -242,6 +259,7 @@ fn main() -> ExitCode {
         Command::Migrate(args) => ops::migrate(&args),
         Command::Rewrap(args) => ops::rewrap(&args),
         Command::Verify(args) => ops::verify(&args),
+        Command::Reseal(args) => ops::reseal(&args),
         Command::Shred(args) => ops::shred(&args),
     };
     match result {

@@ -1,4 +1,4 @@
-//! `custodia migrate | rewrap | verify | shred`: the bulk jobs of
+//! `custodia migrate | rewrap | verify | reseal | shred`: the bulk jobs of
 //! [`custodia_gateway::ops`] over a bucket of the store a gateway config names, with a
 //! progress bar, Ctrl-C handling (checkpoint saved), a summary (`--json` for machines) and
 //! an exit status that says whether anything failed.
@@ -106,6 +106,18 @@ pub(crate) struct VerifyArgs {
     /// canonical mailbox id. Such objects make the status 3.
     #[arg(long)]
     pub(crate) residency: bool,
+}
+
+/// `custodia reseal`.
+#[derive(Debug, Args)]
+pub(crate) struct ResealArgs {
+    #[command(flatten)]
+    pub(crate) at: Where,
+    #[command(flatten)]
+    pub(crate) how: How,
+    /// Report what would be resealed; change nothing (asks no custodian).
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 /// The object layer of a gateway config.
@@ -285,7 +297,10 @@ pub(crate) fn report(summary: &Summary, json: bool, problems: &[Kind]) -> CliRes
     }
     let bad: u64 = problems.iter().map(|k| summary.count(*k)).sum();
     if bad > 0 {
-        let status = if problems.contains(&Kind::Plaintext) {
+        // verify: 3 for whatever it finds. Others: 1 if an object failed, else 3 for what
+        // was found but left as it is (reseal: objects still in the wrong region).
+        let found_only = summary.count(Kind::Failed) == 0 && problems.contains(&Kind::WrongRegion);
+        let status = if problems.contains(&Kind::Plaintext) || found_only {
             Status::Verification
         } else {
             Status::Failed
@@ -402,6 +417,28 @@ pub(crate) fn verify(args: &VerifyArgs) -> CliResult {
                 Kind::WrongRegion,
                 Kind::Failed,
             ],
+        )
+    })
+}
+
+/// `custodia reseal`.
+pub(crate) fn reseal(args: &ResealArgs) -> CliResult {
+    let scope = scope(&args.at)?;
+    // The region whose custodian opens the misplaced objects: the config's own.
+    let own = custodia_gateway::Config::load(&args.at.config)
+        .map_err(|e| Failure::failed(e.to_string()).context(args.at.config.display()))?
+        .region;
+    let own = Region::new(&own).map_err(|e| Failure::usage(format!("region: {e}")))?;
+    runtime()?.block_on(async {
+        let opts = options(&args.how, 1, args.dry_run);
+        let shown = Shown::new("reseal", args.how.quiet);
+        let summary = custodia_gateway::ops::reseal::reseal(&scope, &opts, &own, &shown).await;
+        shown.finish();
+        drop(shown);
+        report(
+            &summary.map_err(job_error)?,
+            args.how.json,
+            &[Kind::Failed, Kind::Damaged, Kind::WrongRegion],
         )
     })
 }

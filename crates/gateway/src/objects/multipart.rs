@@ -481,6 +481,29 @@ impl Objects {
         Err(last.unwrap_or_else(|| tampered("no layout record verifies")))
     }
 
+    /// Deletes `key`'s layout records after a single-part object was written over the
+    /// multipart object they described (`reseal`), each only while the object stored at
+    /// `key` is still that write (`etag`): a multipart upload completed meanwhile keeps its
+    /// layout.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub(crate) async fn drop_replaced_layout(
+        &self,
+        bucket: &str,
+        key: &str,
+        etag: &str,
+    ) -> Result<()> {
+        for lkey in self.layout_records(bucket, key).await? {
+            let now = self.s3()?.get(bucket, key, Some(0..1)).await?;
+            if now.etag.as_deref() != Some(etag) {
+                return Ok(());
+            }
+            self.s3()?.delete(bucket, &lkey).await?;
+        }
+        Ok(())
+    }
+
     /// The names of `key`'s layout records (normally one).
     pub(crate) async fn layout_records(&self, bucket: &str, key: &str) -> Result<Vec<String>> {
         let params = crate::store::s3::ListParams {

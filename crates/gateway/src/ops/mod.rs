@@ -1,6 +1,7 @@
 //! Bulk operations over a whole bucket, for operators: `migrate` existing plaintext into
 //! sealed objects in place, `rewrap` stanzas after a custodian's key rotation, `verify` what
-//! a bucket holds, and find what a key `shred` would make unreadable. The CLI drives them;
+//! a bucket holds, `reseal` mail sealed to the wrong region to its mailbox's home region, and
+//! find what a key `shred` would make unreadable. The CLI drives them;
 //! the gateway (or any tool holding an [`Objects`]) can run them too.
 //!
 //! Every job walks the bucket in key order with bounded concurrency (`jobs`), reports each
@@ -12,6 +13,8 @@
 
 pub mod checkpoint;
 pub mod migrate;
+mod replace;
+pub mod reseal;
 pub mod rewrap;
 mod runner;
 pub mod shred;
@@ -47,8 +50,14 @@ pub enum Kind {
     Rewrapped,
     /// Rewrap `--dry-run`: would be rewrapped.
     WouldRewrap,
-    /// Rewrap: already on the active key versions.
+    /// Rewrap: already on the active key versions. Reseal: already sealed to its
+    /// mailbox's home region.
     Current,
+    /// Reseal: opened in the region it was wrongly sealed to and sealed again to its
+    /// mailbox's home region, in place.
+    Resealed,
+    /// Reseal `--dry-run`: would be resealed.
+    WouldReseal,
     /// Verify: no Custodia header (plaintext).
     Plaintext,
     /// Verify: sealed, header parses (and, `--deep`, the body opens).
@@ -60,7 +69,8 @@ pub enum Kind {
     Unreadable,
     /// Verify `--residency`: sealed to another region than its mailbox's residency says (or
     /// to another mailbox than its key names): the region it is sealed to can open it, the
-    /// mailbox's home region cannot.
+    /// mailbox's home region cannot. Reseal: such an object this run could not move (see
+    /// the detail).
     WrongRegion,
     /// Shred: sealed to the key version being destroyed.
     Affected,
@@ -219,7 +229,7 @@ pub struct FailureNote {
 /// The end of a job, for people (`Display`-free: the CLI renders it) and machines (JSON).
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
-    /// `migrate`, `rewrap`, `verify`, `shred`.
+    /// `migrate`, `rewrap`, `verify`, `reseal`, `shred`.
     pub command: String,
     /// The bucket.
     pub bucket: String,

@@ -4,7 +4,7 @@
 //! `--residency`, name every object sealed to another region than its mailbox's residency
 //! (mail sealed before mailbox ids were canonical, when an exact rule missed a spelling).
 
-use custodia_envelope::Header;
+use custodia_envelope::{Header, Region};
 use futures_util::StreamExt;
 
 use super::runner::{PerObject, Runner};
@@ -51,6 +51,90 @@ pub(crate) async fn inspect(scope: &Scope, key: &str) -> Result<Inspected> {
         Err(Error::NotSealed) => Ok(Inspected::Plaintext(0)),
         Err(Error::Tampered(e)) => Ok(Inspected::Damaged(e.to_string())),
         Err(e) => Err(e),
+    }
+}
+
+/// Where an object is sealed, against where its key says it belongs.
+#[derive(Debug)]
+pub(crate) enum Placement {
+    /// Sealed to its key's mailbox (in any spelling of it), in that mailbox's home region.
+    Home,
+    /// Sealed to another mailbox than its key names (moved under another mailbox's key).
+    OtherMailbox {
+        /// The mailbox in the sealed context, as sealed.
+        sealed: String,
+        /// The canonical mailbox its key names.
+        key_mailbox: String,
+    },
+    /// Sealed to its key's mailbox but to another region than that mailbox's home (sealed
+    /// before mailbox ids were canonical, when an exact rule missed a spelling).
+    OtherRegion {
+        /// The canonical mailbox.
+        mailbox: String,
+        /// The region it is sealed to.
+        sealed: Region,
+        /// The region the residency rules give the mailbox.
+        home: Region,
+    },
+    /// No route or residency rule decides it.
+    Undecided(String),
+}
+
+impl Placement {
+    /// What is wrong, for a report; `None` for [`Placement::Home`].
+    pub(crate) fn problem(&self) -> Option<String> {
+        match self {
+            Self::Home => None,
+            Self::OtherMailbox {
+                sealed,
+                key_mailbox,
+            } => Some(format!(
+                "sealed to mailbox {sealed:?}, its key names {key_mailbox}"
+            )),
+            Self::OtherRegion {
+                mailbox,
+                sealed,
+                home,
+            } => Some(format!(
+                "sealed to region {}, mailbox {mailbox} lives in {}",
+                sealed.as_str(),
+                home.as_str()
+            )),
+            Self::Undecided(why) => Some(why.clone()),
+        }
+    }
+}
+
+/// Compares `header`'s sealed mailbox and region with the canonical mailbox `key` names
+/// under the scope's routes and that mailbox's home under its residency rules.
+pub(crate) fn placement(scope: &Scope, key: &str, header: &Header) -> Placement {
+    let objects = &scope.objects;
+    let mailbox = match objects.routes().resolve(&scope.bucket, key) {
+        Ok(r) => r.mailbox,
+        Err(e) => return Placement::Undecided(e.to_string()),
+    };
+    let sealed = header.context();
+    if custodia_envelope::canonical_mailbox(sealed.mailbox())
+        .ok()
+        .as_deref()
+        != Some(mailbox.as_str())
+    {
+        return Placement::OtherMailbox {
+            sealed: sealed.mailbox().to_owned(),
+            key_mailbox: mailbox,
+        };
+    }
+    match objects.client().policy().region_for(&mailbox) {
+        Ok(home) if home == *sealed.region() => Placement::Home,
+        Ok(home) => Placement::OtherRegion {
+            mailbox,
+            sealed: sealed.region().clone(),
+            home,
+        },
+        Err(e) => Placement::Undecided(format!(
+            "sealed to region {}: {e}",
+            sealed.region().as_str()
+        )),
     }
 }
 
@@ -132,7 +216,7 @@ impl VerifyWork<'_> {
             o.detail = Some("multipart layout (first part's header)".into());
         }
         if self.residency
-            && let Some(why) = self.misplaced(key, &header)
+            && let Some(why) = placement(self.scope, key, &header).problem()
         {
             o.kind = Kind::WrongRegion;
             o.detail = Some(why);
@@ -157,38 +241,6 @@ impl VerifyWork<'_> {
             }
         }
         o
-    }
-
-    /// Why the object is not where its mailbox lives, if it is not.
-    fn misplaced(&self, key: &str, header: &Header) -> Option<String> {
-        let objects = &self.scope.objects;
-        let mailbox = match objects.routes().resolve(&self.scope.bucket, key) {
-            Ok(r) => r.mailbox,
-            Err(e) => return Some(e.to_string()),
-        };
-        let sealed = header.context();
-        if custodia_envelope::canonical_mailbox(sealed.mailbox())
-            .ok()
-            .as_deref()
-            != Some(mailbox.as_str())
-        {
-            return Some(format!(
-                "sealed to mailbox {:?}, its key names {mailbox}",
-                sealed.mailbox()
-            ));
-        }
-        match objects.client().policy().region_for(&mailbox) {
-            Ok(home) if home == *sealed.region() => None,
-            Ok(home) => Some(format!(
-                "sealed to region {}, mailbox {mailbox} lives in {}",
-                sealed.region().as_str(),
-                home.as_str()
-            )),
-            Err(e) => Some(format!(
-                "sealed to region {}: {e}",
-                sealed.region().as_str()
-            )),
-        }
     }
 
     /// Opens the object as the gateway serves it, reading every verified byte.
