@@ -78,8 +78,8 @@ enum Command {
     /// --deep also opens every sealed object, --residency names mail sealed to the wrong region.
     #[command(after_help = VERIFY_HELP)]
     Verify(ops::VerifyArgs),
-    /// Move mail sealed to this region but living in another (sealed before mailbox ids were
-    /// canonical) to its mailbox's home region, in place (audited opens; resumable).
+    /// Move mail sealed to this region under another spelling of its mailbox (before mailbox
+    /// ids were canonical) to the mailbox's home region, in place (audited opens; resumable).
     #[command(after_help = RESEAL_HELP)]
     Reseal(ops::ResealArgs),
     /// Destroy a custodian key version (admin, M-of-N approval): lists what becomes
@@ -119,15 +119,17 @@ unreadable or (--residency) misplaced objects were found.";
 const RESEAL_HELP: &str = "\
 Examples:
   custodia verify --config us/gateway.toml --bucket mail --residency     # what is misplaced
-  custodia reseal --config us/gateway.toml --bucket mail --dry-run
-  custodia reseal --config us/gateway.toml --bucket mail --checkpoint reseal.json
+  custodia reseal --config us/gateway.toml --bucket mail --to ie --dry-run
+  custodia reseal --config us/gateway.toml --bucket mail --to ie --checkpoint reseal.json
 
-Run by the region the mail was wrongly sealed to (the config's identity and region): its
-custodian opens each object (one audited unwrap, as for a read) and the plaintext is sealed
-again for the canonical mailbox, to its home region; the original is replaced only by a
-verified copy, and only if unchanged. Objects sealed to a third region, or to another mailbox
-than their key names, are reported and left alone. Exit status 0 only if everything this
-region can fix is fixed; 3 if misplaced objects remain; 1 if an object failed.";
+Fixes mail sealed before mailbox ids were canonical: an object sealed to this config's region
+under another spelling of its key's mailbox (CEO@example.com for ceo@example.com) whose
+mailbox lives in the --to region. Run by the region it was sealed to: its custodian opens each
+one (an audited unwrap, as for a read), and the plaintext is sealed again for the canonical
+mailbox, to --to; the original is replaced only by a verified copy, and only if unchanged.
+Everything else misplaced is reported as wrong_region and left alone. Exit status 0 only if
+nothing is left misplaced; 3 if wrong_region objects remain; 1 if an object failed or is
+damaged.";
 
 const SHRED_HELP: &str = "\
 Examples:

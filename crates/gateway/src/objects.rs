@@ -18,6 +18,7 @@ use crate::routes::{Resolved, Routes};
 use crate::store::{BodyStream, Store};
 
 mod multipart;
+pub(crate) use multipart::upload_of;
 pub use multipart::{LAYOUT_PREFIX, MAX_PARTS, UPLOADS_PREFIX, parse_layout_key};
 
 /// Whether `header` is one part of a multipart-layout object (the gateway's per-part

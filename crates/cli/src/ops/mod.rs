@@ -115,6 +115,10 @@ pub(crate) struct ResealArgs {
     pub(crate) at: Where,
     #[command(flatten)]
     pub(crate) how: How,
+    /// The region the mail moves to: its mailboxes' home under the config's residency
+    /// rules. Objects whose mailbox lives elsewhere are left alone.
+    #[arg(long, value_name = "REGION")]
+    pub(crate) to: String,
     /// Report what would be resealed; change nothing (asks no custodian).
     #[arg(long)]
     pub(crate) dry_run: bool,
@@ -273,13 +277,17 @@ pub(crate) fn report(summary: &Summary, json: bool, problems: &[Kind]) -> CliRes
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
-            say!("  {kind}: {} — {}", f.key, f.error);
+            say!(
+                "  {kind}: {} — {}",
+                crate::out::escape(&f.key),
+                crate::out::escape(&f.error)
+            );
         }
         if summary.failures.len() > 20 {
             say!("  … and {} more (see --json)", summary.failures.len() - 20);
         }
         for n in &summary.notes {
-            say!("note: {n}");
+            say!("note: {}", crate::out::escape(n));
         }
     }
     if let Some(why) = &summary.stopped {
@@ -428,11 +436,27 @@ pub(crate) fn reseal(args: &ResealArgs) -> CliResult {
     let own = custodia_gateway::Config::load(&args.at.config)
         .map_err(|e| Failure::failed(e.to_string()).context(args.at.config.display()))?
         .region;
-    let own = Region::new(&own).map_err(|e| Failure::usage(format!("region: {e}")))?;
+    let target = custodia_gateway::ops::reseal::ResealTarget {
+        from: Region::new(&own).map_err(|e| Failure::usage(format!("region: {e}")))?,
+        to: Region::new(&args.to).map_err(|e| Failure::usage(format!("--to: {e}")))?,
+    };
+    let known = scope
+        .objects
+        .client()
+        .directory()
+        .regions()
+        .any(|r| *r == target.to);
+    if !known {
+        return Err(Failure::usage(format!(
+            "--to {}: no [[custodian]] of {} is in that region",
+            target.to.as_str(),
+            args.at.config.display()
+        )));
+    }
     runtime()?.block_on(async {
         let opts = options(&args.how, 1, args.dry_run);
         let shown = Shown::new("reseal", args.how.quiet);
-        let summary = custodia_gateway::ops::reseal::reseal(&scope, &opts, &own, &shown).await;
+        let summary = custodia_gateway::ops::reseal::reseal(&scope, &opts, &target, &shown).await;
         shown.finish();
         drop(shown);
         report(

@@ -133,6 +133,11 @@ pub(crate) fn is_part(header: &Header) -> bool {
     header.context().get(CTX_UPLOAD).is_some()
 }
 
+/// The upload a multipart record's header names, if it is one.
+pub(crate) fn upload_of(header: &Header) -> Option<&str> {
+    header.context().get(CTX_UPLOAD)
+}
+
 /// Checks that `header` is record `part` of upload `upload` of mailbox `mailbox` (the first
 /// part's, which was checked against the key's mailbox): before any custodian is asked to
 /// open it, so that no part, layout or metadata record of another mailbox's upload is
@@ -481,25 +486,25 @@ impl Objects {
         Err(last.unwrap_or_else(|| tampered("no layout record verifies")))
     }
 
-    /// Deletes `key`'s layout records after a single-part object was written over the
-    /// multipart object they described (`reseal`), each only while the object stored at
-    /// `key` is still that write (`etag`): a multipart upload completed meanwhile keeps its
-    /// layout.
+    /// Deletes the layout records of upload `upload` of `key`, after a single-part object
+    /// was written over the multipart object they described (`reseal`). Only records whose
+    /// sealed context names that upload are deleted (their headers are read first): a
+    /// record of an upload completed since, even under the same name, is kept.
     ///
     /// # Errors
     /// Store errors.
-    pub(crate) async fn drop_replaced_layout(
-        &self,
-        bucket: &str,
-        key: &str,
-        etag: &str,
-    ) -> Result<()> {
+    pub(crate) async fn drop_layout_of(&self, bucket: &str, key: &str, upload: &str) -> Result<()> {
         for lkey in self.layout_records(bucket, key).await? {
-            let now = self.s3()?.get(bucket, key, Some(0..1)).await?;
-            if now.etag.as_deref() != Some(etag) {
-                return Ok(());
+            let ours = match self.fetch_header(bucket, &lkey).await {
+                Ok((crate::codec::Start::Sealed { header, .. }, _)) => {
+                    header.context().get(CTX_UPLOAD) == Some(upload)
+                }
+                Ok(_) | Err(Error::NotFound | Error::Tampered(_) | Error::NotSealed) => false,
+                Err(e) => return Err(e),
+            };
+            if ours {
+                self.s3()?.delete(bucket, &lkey).await?;
             }
-            self.s3()?.delete(bucket, &lkey).await?;
         }
         Ok(())
     }

@@ -170,7 +170,7 @@ impl MigrateWork<'_> {
                 .seal_over(key, mailbox, &metadata, len, plain, &etag)
                 .await?
             {
-                Replaced::Done(_) => Outcome::of(Kind::Migrated, len),
+                Replaced::Done => Outcome::of(Kind::Migrated, len),
                 Replaced::Gone => Outcome::of(Kind::Gone, 0),
             },
         )

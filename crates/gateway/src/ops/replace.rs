@@ -18,8 +18,8 @@ use super::Scope;
 use crate::codec::{self, Checks, Failure};
 use crate::error::{Error, Result};
 use crate::routes::RESERVED_PREFIX;
+use crate::store::BodyStream;
 use crate::store::s3::{ListParams, S3Store};
-use crate::store::{BodyStream, Stored};
 
 /// Sealed copies up to this size are kept in memory after they verified and written over
 /// the original from there; larger ones are read from the store again (constant memory).
@@ -41,8 +41,8 @@ impl From<Error> for Stop {
 
 /// How a replacement ended.
 pub(crate) enum Replaced {
-    /// The original was replaced; the store's answer to the write.
-    Done(Stored),
+    /// The original was replaced.
+    Done,
     /// The original was deleted meanwhile: not brought back.
     Gone,
 }
@@ -114,26 +114,27 @@ impl Replacer<'_> {
             .map_err(|_| Error::Upstream("hash state poisoned".into()))?
             .clone()
             .finish();
-        let kept = match self
+        let (kept, verified_etag) = match self
             .check_copy(&temp, &check, source.as_ref(), len, sealed_len)
             .await
         {
-            Ok(kept) => kept,
+            Ok(v) => v,
             Err(e) => {
                 let _ = self.s3.delete(bucket, &temp).await;
                 return Err(e.into());
             }
         };
         // The replacement is the verified copy: its bytes as read back (small objects), or
-        // read from the store once more (large ones, in constant memory).
+        // read from the store once more (large ones, in constant memory), then only if the
+        // store still holds the version that verified (same length and ETag).
         let replacement: BodyStream = match kept {
             Some(bytes) => futures_util::stream::once(std::future::ready(Ok(bytes))).boxed(),
             None => {
                 let copy = self.s3.get(bucket, &temp, None).await?;
-                if copy.total_len != sealed_len {
+                if copy.total_len != sealed_len || copy.etag != verified_etag {
                     let _ = self.s3.delete(bucket, &temp).await;
                     return Err(Error::Upstream(
-                        "the sealed copy changed length in the store".into(),
+                        "the sealed copy changed in the store after it was verified".into(),
                     )
                     .into());
                 }
@@ -145,11 +146,11 @@ impl Replacer<'_> {
             .put_if_match(bucket, key, sealed_len, replacement, etag)
             .await
         {
-            Ok(stored) => {
+            Ok(_) => {
                 // A leftover copy is harmless (sealed, in the reserved prefix) and removed
                 // at the end of the run; the replacement itself is done.
                 let _ = self.s3.delete(bucket, &temp).await;
-                Ok(Replaced::Done(stored))
+                Ok(Replaced::Done)
             }
             Err(Error::PreconditionFailed | Error::NotFound) => {
                 let _ = self.s3.delete(bucket, &temp).await;
@@ -167,7 +168,8 @@ impl Replacer<'_> {
 
     /// Reads the sealed copy back and opens it with the writer's keys: its header must be
     /// the one written, and its plaintext must hash to `source` and be `len` bytes. Returns
-    /// the verified stored bytes when the copy is at most [`KEEP_IN_MEMORY`].
+    /// the verified stored bytes when the copy is at most [`KEEP_IN_MEMORY`], and the ETag
+    /// of the version that verified.
     async fn check_copy(
         &self,
         temp: &str,
@@ -175,8 +177,9 @@ impl Replacer<'_> {
         source: &[u8],
         len: u64,
         sealed_len: u64,
-    ) -> Result<Option<Bytes>> {
+    ) -> Result<(Option<Bytes>, Option<String>)> {
         let fetched = self.s3.get(&self.scope.bucket, temp, None).await?;
+        let etag = fetched.etag.clone();
         if fetched.total_len != sealed_len {
             return Err(Error::Upstream(
                 "the sealed copy read back from the store has the wrong length".into(),
@@ -246,7 +249,7 @@ impl Replacer<'_> {
             .lock()
             .map_err(|_| Error::Upstream("copy buffer poisoned".into()))?
             .take();
-        Ok(kept.map(Bytes::from))
+        Ok((kept.map(Bytes::from), etag))
     }
 }
 

@@ -1,20 +1,31 @@
-//! `reseal`: move mail sealed to the wrong region to its mailbox's home region.
+//! `reseal`: move mail sealed to the wrong region by the mailbox-spelling bug home.
 //!
 //! Before mailbox ids were canonical, an exact residency rule missed other spellings of its
 //! mailbox (`CEO@example.com` for `ceo@example.com`), and that mail was sealed by the domain
-//! rule to another region. `verify --residency` names it; `reseal` fixes it. It runs in the
-//! region the objects were wrongly sealed to (whose custodian releases their keys to that
-//! region's own callers, each unwrap on its audit log like any read): for every object sealed
-//! to this region whose key's canonical mailbox lives elsewhere, it opens the object through
-//! the object layer (the same checks as a client's GET: binding, mailbox, every chunk), seals
-//! the plaintext and its sealed metadata afresh for the canonical mailbox (so to its home
-//! region, under the same binding), and replaces the original exactly as `migrate` does
-//! (a verified temporary copy under `.custodia/reseal/<run>/`, then `If-Match`). A
-//! multipart object becomes a single-part one and its layout records are removed.
+//! rule to another region, under the spelling its key used. `verify --residency` names it;
+//! `reseal` fixes it. It runs in the region the objects were wrongly sealed to (whose
+//! custodian releases their keys to that region's own callers, each unwrap on its audit log
+//! like any read), and the operator names the destination (`--to`). An object is resealed
+//! only if all of these hold:
 //!
-//! Left alone, and reported: objects sealed to another mailbox than their key names (moved
-//! under another key; resealing would launder the move) and objects sealed to a third region
-//! (that region runs its own reseal). No custodian other than this region's is asked for
+//! * it is sealed to this config's region;
+//! * its sealed mailbox is a *non-canonical* spelling of the mailbox its key names (the bug's
+//!   signature: every gateway since the fix seals the canonical id);
+//! * that mailbox's home region under the residency rules is the `--to` region, not this one.
+//!
+//! It is then opened through the object layer (the same checks as a client's GET: binding,
+//! mailbox, every chunk), its plaintext and sealed metadata are sealed afresh for the
+//! canonical mailbox, so to the `--to` region, under the same binding, and the original is
+//! replaced exactly as `migrate` replaces one (a verified temporary copy under
+//! `.custodia/reseal/<run>/`, then `If-Match`). A multipart object becomes a single-part one
+//! and its upload's layout records are removed.
+//!
+//! Everything else that is misplaced is left alone and reported: an object sealed under its
+//! canonical id (sealed by the rules in force when it was written: moving it would change an
+//! existing mailbox's region, which no bulk job does), one sealed to another mailbox than its
+//! key names (moved under another key; resealing would launder the move), one sealed to a
+//! region other than this config's (only that region's custodian can open it), one whose home
+//! is not the `--to` region. No custodian other than this region's is asked to unwrap
 //! anything, and an object is never written anywhere but over itself.
 
 use custodia_envelope::Region;
@@ -24,7 +35,7 @@ use super::runner::{PerObject, Runner};
 use super::verify::{Inspected, Placement, inspect, placement, versions};
 use super::{Kind, Options, Outcome, Progress, Scope, Summary};
 use crate::error::{Error, Result};
-use crate::objects::{is_multipart_part, opaque_etag};
+use crate::objects::{opaque_etag, upload_of};
 use crate::routes::RESERVED_PREFIX;
 
 /// Where reseals keep their temporary sealed copies.
@@ -33,20 +44,40 @@ pub const TEMP_PREFIX: &str = ".custodia/reseal/";
 /// Attempts per object when it changes under the job.
 const ATTEMPTS: usize = 3;
 
-/// Reseals every object of `scope` sealed to `own_region` (the region of the config's
-/// identity, whose custodian can open them) whose key's canonical mailbox lives in another
-/// region. See the module documentation.
+/// From which region to which a reseal moves mail.
+#[derive(Debug, Clone)]
+pub struct ResealTarget {
+    /// The region of the config's identity: the objects' current region, whose custodian
+    /// opens them.
+    pub from: Region,
+    /// The region the operator moves them to: their mailboxes' home under the rules.
+    pub to: Region,
+}
+
+/// Reseals every object of `scope` that the module documentation's conditions select, from
+/// `target.from` to `target.to`.
 ///
 /// # Errors
-/// As [`super::migrate::migrate`]; [`Error::CustodianUnavailable`] if the custodians'
-/// manifests (the home regions' public keys) cannot be fetched.
+/// [`Error::Config`] (field `to`) if `to` is `from`; as [`super::migrate::migrate`];
+/// [`Error::CustodianUnavailable`] if the custodians' manifests (the `to` region's public
+/// keys) cannot be fetched.
 pub async fn reseal(
     scope: &Scope,
     opts: &Options,
-    own_region: &Region,
+    target: &ResealTarget,
     progress: &dyn Progress,
 ) -> Result<Summary> {
-    let runner = Runner::start(scope, opts, progress, "reseal", own_region.as_str())?;
+    if target.to == target.from {
+        return Err(Error::config(
+            "to",
+            format!(
+                "--to {} is this config's own region: reseal moves mail out of it",
+                target.to.as_str()
+            ),
+        ));
+    }
+    let params = format!("{}>{}", target.from.as_str(), target.to.as_str());
+    let runner = Runner::start(scope, opts, progress, "reseal", &params)?;
     if !opts.dry_run {
         scope
             .objects
@@ -66,7 +97,7 @@ pub async fn reseal(
     }
     let work = ResealWork {
         scope,
-        own_region,
+        target,
         replacer: Replacer {
             scope,
             s3,
@@ -81,15 +112,16 @@ pub async fn reseal(
     let left = summary.count(Kind::WrongRegion);
     if left > 0 {
         summary.notes.push(format!(
-            "{left} object(s) are still not where their key says they belong and were left \
-             alone: see each one's reason (another region's gateway reseals what is sealed to \
-             that region; an object under another mailbox's key is not moved)"
+            "{left} object(s) are not where their key says they belong and were left alone: \
+             see each one's reason"
         ));
     }
     let would = summary.count(Kind::WouldReseal);
     if would > 0 {
         summary.notes.push(format!(
-            "{would} object(s) would be resealed to their mailbox's home region"
+            "{would} object(s) would be resealed from region {} to region {}",
+            target.from.as_str(),
+            target.to.as_str()
         ));
     }
     Ok(summary)
@@ -97,7 +129,7 @@ pub async fn reseal(
 
 struct ResealWork<'a> {
     scope: &'a Scope,
-    own_region: &'a Region,
+    target: &'a ResealTarget,
     replacer: Replacer<'a>,
     dry_run: bool,
 }
@@ -132,38 +164,46 @@ impl ResealWork<'_> {
             Inspected::Sealed(header, _, etag) => (header, etag),
         };
         let was = versions(&header);
-        let (mailbox, sealed) = match placement(self.scope, key, &header) {
+        let left = |why: String| Ok(Outcome::because(Kind::WrongRegion, why));
+        let (mailbox, home) = match placement(self.scope, key, &header) {
             Placement::Home => {
                 let mut o = Outcome::of(Kind::Current, 0);
                 o.versions = was;
                 return Ok(o);
             }
-            Placement::Undecided(why) => return Ok(Outcome::because(Kind::Failed, why)),
+            Placement::Undecided(why) => return Ok(Outcome::because(Kind::Skipped, why)),
             p @ Placement::OtherMailbox { .. } => {
-                return Ok(Outcome::because(
-                    Kind::WrongRegion,
-                    format!(
-                        "{}: left alone (an object moved under another mailbox's key is not \
-                         resealed; find out how it got there)",
-                        p.problem().unwrap_or_default()
-                    ),
+                return left(format!(
+                    "{}: left alone (an object moved under another mailbox's key is not \
+                     resealed; find out how it got there)",
+                    p.problem().unwrap_or_default()
                 ));
             }
-            Placement::OtherRegion { sealed, .. } if sealed != *self.own_region => {
-                return Ok(Outcome::because(
-                    Kind::WrongRegion,
-                    format!(
-                        "sealed to region {}: only that region's custodian can open it; run \
-                         reseal there, with a gateway config of region {}",
-                        sealed.as_str(),
-                        sealed.as_str()
-                    ),
+            Placement::OtherRegion { sealed, .. } if sealed != self.target.from => {
+                return left(format!(
+                    "sealed to region {}, not to this config's region {}: left alone (only \
+                     that region's custodian can open it)",
+                    sealed.as_str(),
+                    self.target.from.as_str()
                 ));
             }
-            Placement::OtherRegion {
-                mailbox, sealed, ..
-            } => (mailbox, sealed),
+            Placement::OtherRegion { mailbox, home, .. } => (mailbox, home),
         };
+        if header.context().mailbox() == mailbox {
+            return left(format!(
+                "sealed to region {} under the canonical id {mailbox}, by the residency rules \
+                 in force when it was written: left alone (reseal fixes only mail sealed under \
+                 another spelling of its mailbox; it does not move a mailbox's existing mail)",
+                self.target.from.as_str()
+            ));
+        }
+        if home != self.target.to {
+            return left(format!(
+                "mailbox {mailbox} lives in {}, not in --to {}: left alone",
+                home.as_str(),
+                self.target.to.as_str()
+            ));
+        }
         if self.dry_run {
             let mut o = Outcome::of(Kind::WouldReseal, 0);
             o.versions = was;
@@ -192,8 +232,8 @@ impl ResealWork<'_> {
             .replacer
             .seal_over(key, &mailbox, &got.info.metadata, len, got.body, &etag)
             .await;
-        let stored = match result {
-            Ok(Replaced::Done(stored)) => stored,
+        match result {
+            Ok(Replaced::Done) => {}
             Ok(Replaced::Gone) => return Ok(Outcome::of(Kind::Gone, 0)),
             Err(Stop::Fail(e)) => {
                 return Ok(match opened.take() {
@@ -203,20 +243,22 @@ impl ResealWork<'_> {
                 });
             }
             Err(Stop::Changed) => return Err(Stop::Changed),
-        };
-        if is_multipart_part(&header)
-            && let Some(new_etag) = stored.etag.as_deref()
-        {
-            self.scope
-                .objects
-                .drop_replaced_layout(&self.scope.bucket, key, new_etag)
-                .await?;
         }
         let mut o = Outcome::of(Kind::Resealed, len);
-        o.detail = Some(format!(
-            "from region {} to its mailbox's home region",
-            sealed.as_str()
-        ));
+        if let Some(upload) = upload_of(&header) {
+            // The object is resealed whatever happens here: a record left behind is named
+            // in the detail (readers ignore it: the object is no longer multipart).
+            if let Err(e) = self
+                .scope
+                .objects
+                .drop_layout_of(&self.scope.bucket, key, upload)
+                .await
+            {
+                o.detail = Some(format!(
+                    "resealed; its old multipart layout record(s) could not be removed ({e})"
+                ));
+            }
+        }
         Ok(o)
     }
 }
