@@ -106,13 +106,14 @@ fn recipients(config: &Path, region: &str) -> Vec<RecipientPublicKey> {
 /// it, `extra` context entries (a multipart record's upload and part).
 fn old_envelope(
     to: &[RecipientPublicKey],
+    region: &str,
     mailbox: &str,
     extra: &[(&str, &str)],
     bound_to: &str,
     metadata: &Metadata,
     body: &[u8],
 ) -> Vec<u8> {
-    let mut context = Context::new(mailbox, &Region::new("us").unwrap()).unwrap();
+    let mut context = Context::new(mailbox, &Region::new(region).unwrap()).unwrap();
     for (k, v) in extra {
         context = context.with(k, v).unwrap();
     }
@@ -181,6 +182,7 @@ fn put_old_multipart(
         let n = (i + 1).to_string();
         let sealed = old_envelope(
             to,
+            "us",
             mailbox,
             &[("upload", &id), ("part", &n)],
             key,
@@ -209,6 +211,7 @@ fn put_old_multipart(
     }
     let meta_env = old_envelope(
         to,
+        "us",
         mailbox,
         &[("upload", &id), ("part", "metadata")],
         key,
@@ -227,6 +230,7 @@ fn put_old_multipart(
     let lkey = format!(".custodia/layout/{key}/{}", parts.len());
     let layout = old_envelope(
         to,
+        "us",
         mailbox,
         &[("upload", &id), ("part", "layout")],
         &lkey,
@@ -322,9 +326,24 @@ fn reseal_moves_mail_sealed_to_the_wrong_region_home_and_nothing_else() {
         ),
     ];
     for (key, spelled, body) in &misplaced[..2] {
-        let env = old_envelope(&us_keys, spelled, &[], key, &Metadata::new(), body);
+        let env = old_envelope(&us_keys, "us", spelled, &[], key, &Metadata::new(), body);
         put_raw(store.addr, key, &env, &files);
     }
+    // Irish mail the earlier gateway sealed rightly, by the domain rule, under its key's
+    // spelling: to be left alone when rules the US side writes claim the mailbox.
+    let aoife_old_key = "Aoife@example.ie/INBOX/2.eml";
+    let aoife_old = b"Subject: old Irish mail (reseal)\n\nSealed in Ireland, spelled Aoife.\n";
+    let ie_keys = recipients(&gdir.join("gateway.toml"), "ie");
+    let env = old_envelope(
+        &ie_keys,
+        "ie",
+        "Aoife@example.ie",
+        &[],
+        aoife_old_key,
+        &Metadata::new(),
+        aoife_old,
+    );
+    put_raw(store.addr, aoife_old_key, &env, &files);
     put_old_multipart(
         store.addr,
         &us_keys,
@@ -411,21 +430,33 @@ fn reseal_moves_mail_sealed_to_the_wrong_region_home_and_nothing_else() {
     let us_text = std::fs::read_to_string(&us_config).unwrap();
     let ie_config = dir.join("gateway-ie").join("gateway.toml");
 
-    // verify --residency names the three, the canonical one and the moved object.
+    // verify --residency names the three, the canonical one and the moved object (the old
+    // Irish spelling is where its mailbox lives).
     let (code, v, err) = job(dir, "verify", &us_config, &["--residency"]);
     assert_eq!(code, 3, "{v} {err}");
     assert_eq!(count(&v, "wrong_region"), 5, "{v}");
 
-    // --dry-run, a run from Ireland (which cannot open `us` objects), a run to the wrong
-    // region, and an Irish run told (by rules the US side wrote) to send Aoife's mail to the
-    // US: none changes anything.
+    // --dry-run, a run from Ireland (which cannot open `us` objects), a run to its own
+    // region, one to a region the mailbox does not live in, and an Irish run told (by rules
+    // the US side wrote) to send Aoife's mail to the US: none changes anything.
+    let ceo = ["--mailbox", "ceo@example.com"];
     let before = snapshot(&store.root);
-    let (code, v, err) = job(dir, "reseal", &us_config, &["--to", "ie", "--dry-run"]);
+    let (code, v, err) = job(
+        dir,
+        "reseal",
+        &us_config,
+        &[&ceo[..], &["--to", "ie", "--dry-run"]].concat(),
+    );
     assert_eq!(code, 3, "{v} {err}");
     assert_eq!(count(&v, "would_reseal"), 3, "{v}");
     assert_eq!(count(&v, "wrong_region"), 2, "{v}");
-    assert_eq!(count(&v, "current"), 2, "{v}");
-    let (code, v, err) = job(dir, "reseal", &ie_config, &["--to", "us"]);
+    assert_eq!(count(&v, "current"), 3, "{v}");
+    let (code, v, err) = job(
+        dir,
+        "reseal",
+        &ie_config,
+        &[&ceo[..], &["--to", "us"]].concat(),
+    );
     assert_eq!(code, 3, "{v} {err}");
     assert_eq!(count(&v, "wrong_region"), 5, "{v}");
     assert_eq!(count(&v, "resealed"), 0, "{v}");
@@ -433,19 +464,51 @@ fn reseal_moves_mail_sealed_to_the_wrong_region_home_and_nothing_else() {
         v.to_string().contains("not to this config's region ie"),
         "{v}"
     );
-    let out = custodia(
+    for bad in [
+        &["--to", "us", "--mailbox", "ceo@example.com"][..],
+        &["--to", "ie"][..],
+        &["--to", "ie", "--mailbox", "ceo @example.com"][..],
+    ] {
+        let out = custodia(
+            dir,
+            &[
+                &[
+                    "reseal",
+                    "--config",
+                    us_config.to_str().unwrap(),
+                    "--bucket",
+                    "mail",
+                ][..],
+                bad,
+            ]
+            .concat(),
+        );
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {out:?}");
+    }
+    // The CEO moved to Germany meanwhile (a third region's custodian in the config): the
+    // mail does not go to Ireland.
+    let de = dir.join("gateway-us").join("gateway-de.toml");
+    std::fs::write(
+        &de,
+        us_text.replacen(RULE, "mailboxes = { \"ceo@example.com\" = \"de\" }\n", 1)
+            + &format!(
+                "[[custodian]]\nregion = \"de\"\nname = \"de-custodian\"\n\
+                 addr = \"127.0.0.1:9\"\nserver_name = \"localhost\"\nca = \"{}\"\n\
+                 manifest_key = \"{}\"\n",
+                keys.join("ie").join("ca.pem").display(),
+                "11".repeat(32)
+            ),
+    )
+    .unwrap();
+    let (code, v, err) = job(
         dir,
-        &[
-            "reseal",
-            "--config",
-            us_config.to_str().unwrap(),
-            "--bucket",
-            "mail",
-            "--to",
-            "us",
-        ],
+        "reseal",
+        &de,
+        &[&ceo[..], &["--to", "ie", "--dry-run"]].concat(),
     );
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(code, 3, "{v} {err}");
+    assert_eq!(count(&v, "would_reseal"), 0, "{v}");
+    assert!(v.to_string().contains("lives in de, not in --to ie"), "{v}");
     let handed = dir.join("gateway-ie").join("gateway-handover.toml");
     std::fs::write(
         &handed,
@@ -456,14 +519,17 @@ fn reseal_moves_mail_sealed_to_the_wrong_region_home_and_nothing_else() {
         ),
     )
     .unwrap();
-    let (code, v, err) = job(dir, "reseal", &handed, &["--to", "us"]);
+    let (code, v, err) = job(
+        dir,
+        "reseal",
+        &handed,
+        &[&ceo[..], &["--to", "us"]].concat(),
+    );
     assert_eq!(code, 3, "{v} {err}");
     assert_eq!(count(&v, "resealed"), 0, "{v}");
-    assert!(
-        v.to_string()
-            .contains("under the canonical id aoife@example.ie"),
-        "{v}"
-    );
+    let text = v.to_string();
+    assert!(text.contains("Aoife@example.ie/INBOX/2.eml"), "{v}");
+    assert!(text.contains("not one of the --mailbox names"), "{v}");
     assert_eq!(
         before,
         snapshot(&store.root),
@@ -473,11 +539,18 @@ fn reseal_moves_mail_sealed_to_the_wrong_region_home_and_nothing_else() {
     // The US region reseals: three moved home; the canonical one and the moved object are
     // left alone and named.
     let ck = dir.join("reseal.json");
-    let ck_arg = ["--to", "ie", "--checkpoint", ck.to_str().unwrap()];
+    let ck_arg = [
+        "--to",
+        "ie",
+        "--mailbox",
+        "CEO@Example.com",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+    ];
     let (code, v, err) = job(dir, "reseal", &us_config, &ck_arg);
     assert_eq!(code, 3, "{v} {err}");
     assert_eq!(count(&v, "resealed"), 3, "{v}");
-    assert_eq!(count(&v, "current"), 2, "{v}");
+    assert_eq!(count(&v, "current"), 3, "{v}");
     assert_eq!(count(&v, "wrong_region"), 2, "{v}");
     let mut named: Vec<&str> = v["failures"]
         .as_array()
@@ -566,7 +639,7 @@ fn reseal_moves_mail_sealed_to_the_wrong_region_home_and_nothing_else() {
         &keys.join("us").join("data").join("audit"),
     )
     .unwrap();
-    let ceo: Vec<_> = log
+    let opened: Vec<_> = log
         .iter()
         .filter(|(_, d)| {
             d.mailbox
@@ -575,11 +648,12 @@ fn reseal_moves_mail_sealed_to_the_wrong_region_home_and_nothing_else() {
                 == Some("ceo@example.com".to_owned())
         })
         .collect();
-    assert!(ceo.len() >= 6, "{log:#?}");
+    assert!(opened.len() >= 6, "{log:#?}");
     assert!(
-        ceo.iter()
+        opened
+            .iter()
             .all(|(p, _)| p.outcome == Outcome::Allow && p.caller_region == "us"),
-        "{ceo:#?}"
+        "{opened:#?}"
     );
 
     // Run again on the finished checkpoint: a new run, nothing left to move. Without the
@@ -587,7 +661,7 @@ fn reseal_moves_mail_sealed_to_the_wrong_region_home_and_nothing_else() {
     let (code, v, err) = job(dir, "reseal", &us_config, &ck_arg);
     assert_eq!(code, 3, "{v} {err}");
     assert_eq!(count(&v, "resealed"), 0, "{v}");
-    assert_eq!(count(&v, "current"), 5, "{v}");
+    assert_eq!(count(&v, "current"), 6, "{v}");
     for k in [canonical_key, "ceo@example.com/INBOX/moved.eml"] {
         ok(
             &aws(
@@ -598,9 +672,14 @@ fn reseal_moves_mail_sealed_to_the_wrong_region_home_and_nothing_else() {
             "rm",
         );
     }
-    let (code, v, err) = job(dir, "reseal", &us_config, &["--to", "ie"]);
+    let (code, v, err) = job(
+        dir,
+        "reseal",
+        &us_config,
+        &[&ceo[..], &["--to", "ie"]].concat(),
+    );
     assert_eq!(code, 0, "{v} {err}");
     let (code, v, err) = job(dir, "verify", &us_config, &["--residency"]);
     assert_eq!(code, 0, "{v} {err}");
-    assert_eq!(count(&v, "sealed"), 5, "{v}");
+    assert_eq!(count(&v, "sealed"), 6, "{v}");
 }

@@ -119,14 +119,18 @@ unreadable or (--residency) misplaced objects were found.";
 const RESEAL_HELP: &str = "\
 Examples:
   custodia verify --config us/gateway.toml --bucket mail --residency     # what is misplaced
-  custodia reseal --config us/gateway.toml --bucket mail --to ie --dry-run
-  custodia reseal --config us/gateway.toml --bucket mail --to ie --checkpoint reseal.json
+  custodia reseal --config us/gateway.toml --bucket mail --to ie \\
+      --mailbox ceo@example.com --dry-run
+  custodia reseal --config us/gateway.toml --bucket mail --to ie \\
+      --mailbox ceo@example.com --checkpoint reseal.json
 
 Fixes mail sealed before mailbox ids were canonical: an object sealed to this config's region
-under another spelling of its key's mailbox (CEO@example.com for ceo@example.com) whose
-mailbox lives in the --to region. Run by the region it was sealed to: its custodian opens each
-one (an audited unwrap, as for a read), and the plaintext is sealed again for the canonical
-mailbox, to --to; the original is replaced only by a verified copy, and only if unchanged.
+under another spelling of its key's mailbox (CEO@example.com for ceo@example.com), of a
+mailbox named by --mailbox that lives in the --to region. Run by the region it was sealed
+to: its custodian opens each one (an audited unwrap, as for a read), and the plaintext is
+sealed again for the canonical mailbox, to --to; the original is replaced only by a verified
+copy, and only if unchanged. This hands those mailboxes' mail to the --to region: name only
+mailboxes you know live there (docs/OPERATIONS.md).
 Everything else misplaced is reported as wrong_region and left alone. Exit status 0 only if
 nothing is left misplaced; 3 if wrong_region objects remain; 1 if an object failed or is
 damaged.";

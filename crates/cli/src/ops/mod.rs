@@ -119,6 +119,10 @@ pub(crate) struct ResealArgs {
     /// rules. Objects whose mailbox lives elsewhere are left alone.
     #[arg(long, value_name = "REGION")]
     pub(crate) to: String,
+    /// A mailbox whose misplaced mail may move (repeatable; at least one): a reseal hands
+    /// its mail to the --to region, so name only mailboxes known to live there.
+    #[arg(long = "mailbox", value_name = "MAILBOX", required = true)]
+    pub(crate) mailboxes: Vec<String>,
     /// Report what would be resealed; change nothing (asks no custodian).
     #[arg(long)]
     pub(crate) dry_run: bool,
@@ -436,9 +440,16 @@ pub(crate) fn reseal(args: &ResealArgs) -> CliResult {
     let own = custodia_gateway::Config::load(&args.at.config)
         .map_err(|e| Failure::failed(e.to_string()).context(args.at.config.display()))?
         .region;
+    let mut mailboxes = std::collections::BTreeSet::new();
+    for m in &args.mailboxes {
+        let canonical = custodia_envelope::canonical_mailbox(m)
+            .map_err(|e| Failure::usage(format!("--mailbox {}: {e}", crate::out::escape(m))))?;
+        mailboxes.insert(canonical);
+    }
     let target = custodia_gateway::ops::reseal::ResealTarget {
         from: Region::new(&own).map_err(|e| Failure::usage(format!("region: {e}")))?,
         to: Region::new(&args.to).map_err(|e| Failure::usage(format!("--to: {e}")))?,
+        mailboxes,
     };
     let known = scope
         .objects

@@ -276,3 +276,41 @@ pub(crate) async fn remove_under(s3: &S3Store, bucket: &str, prefix: &str) -> Re
         }
     }
 }
+
+/// Refuses a store that ignores `If-Match` on PUT (some S3-compatible stores answer 200 and
+/// overwrite): a conditional write of a probe object under `prefix` with an ETag no object
+/// has must be refused. A store that accepts it gets the probe deleted and an error.
+///
+/// # Errors
+/// [`Error::Upstream`] if the store ignores `If-Match`; store errors.
+pub(crate) async fn require_conditional_writes(
+    s3: &S3Store,
+    bucket: &str,
+    prefix: &str,
+) -> Result<()> {
+    debug_assert!(prefix.starts_with(RESERVED_PREFIX));
+    let probe = format!("{prefix}if-match-probe");
+    let body: BodyStream =
+        futures_util::stream::once(std::future::ready(Ok(Bytes::from_static(b"probe")))).boxed();
+    match s3
+        .put_if_match(
+            bucket,
+            &probe,
+            5,
+            body,
+            "\"00000000000000000000000000000000\"",
+        )
+        .await
+    {
+        Err(Error::PreconditionFailed | Error::NotFound) => Ok(()),
+        Ok(_) => {
+            let _ = s3.delete(bucket, &probe).await;
+            Err(Error::Upstream(
+                "the store ignores If-Match on PUT: an object changed during the job could be \
+                 overwritten with older contents, so the job does not run on this store"
+                    .into(),
+            ))
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -5,10 +5,11 @@
 //! rule to another region, under the spelling its key used. `verify --residency` names it;
 //! `reseal` fixes it. It runs in the region the objects were wrongly sealed to (whose
 //! custodian releases their keys to that region's own callers, each unwrap on its audit log
-//! like any read), and the operator names the destination (`--to`). An object is resealed
-//! only if all of these hold:
+//! like any read), and the operator names the destination (`--to`) and every mailbox whose
+//! mail may move (`--mailbox`). An object is resealed only if all of these hold:
 //!
 //! * it is sealed to this config's region;
+//! * its key's canonical mailbox is one the operator named;
 //! * its sealed mailbox is a *non-canonical* spelling of the mailbox its key names (the bug's
 //!   signature: every gateway since the fix seals the canonical id);
 //! * that mailbox's home region under the residency rules is the `--to` region, not this one.
@@ -24,13 +25,20 @@
 //! canonical id (sealed by the rules in force when it was written: moving it would change an
 //! existing mailbox's region, which no bulk job does), one sealed to another mailbox than its
 //! key names (moved under another key; resealing would launder the move), one sealed to a
-//! region other than this config's (only that region's custodian can open it), one whose home
-//! is not the `--to` region. No custodian other than this region's is asked to unwrap
+//! region other than this config's (only that region's custodian can open it), one of a
+//! mailbox the operator did not name, one whose home is not the `--to` region.
+//!
+//! A reseal hands the named mailboxes' mail to the `--to` region: nothing in an object tells
+//! mail the spelling bug misplaced from mail a newer rule moved, and the residency rules are
+//! the provider's. The `--mailbox` list is the key holder's own decision, mailbox by mailbox
+//! (docs/OPERATIONS.md §2.5). No custodian other than this region's is asked to unwrap
 //! anything, and an object is never written anywhere but over itself.
+
+use std::collections::BTreeSet;
 
 use custodia_envelope::Region;
 
-use super::replace::{Replaced, Replacer, Stop, remove_under};
+use super::replace::{Replaced, Replacer, Stop, remove_under, require_conditional_writes};
 use super::runner::{PerObject, Runner};
 use super::verify::{Inspected, Placement, inspect, placement, versions};
 use super::{Kind, Options, Outcome, Progress, Scope, Summary};
@@ -44,7 +52,7 @@ pub const TEMP_PREFIX: &str = ".custodia/reseal/";
 /// Attempts per object when it changes under the job.
 const ATTEMPTS: usize = 3;
 
-/// From which region to which a reseal moves mail.
+/// From which region to which a reseal moves mail, and whose.
 #[derive(Debug, Clone)]
 pub struct ResealTarget {
     /// The region of the config's identity: the objects' current region, whose custodian
@@ -52,6 +60,8 @@ pub struct ResealTarget {
     pub from: Region,
     /// The region the operator moves them to: their mailboxes' home under the rules.
     pub to: Region,
+    /// The canonical mailboxes whose mail may move (the operator names each one).
+    pub mailboxes: BTreeSet<String>,
 }
 
 /// Reseals every object of `scope` that the module documentation's conditions select, from
@@ -76,7 +86,13 @@ pub async fn reseal(
             ),
         ));
     }
-    let params = format!("{}>{}", target.from.as_str(), target.to.as_str());
+    let names: Vec<&str> = target.mailboxes.iter().map(String::as_str).collect();
+    let params = format!(
+        "{}>{} {}",
+        target.from.as_str(),
+        target.to.as_str(),
+        names.join(",")
+    );
     let runner = Runner::start(scope, opts, progress, "reseal", &params)?;
     if !opts.dry_run {
         scope
@@ -94,6 +110,7 @@ pub async fn reseal(
         // Copies left by a crashed attempt of this run: their originals are either still
         // misplaced (to be redone) or already replaced.
         remove_under(s3, &scope.bucket, &temp_prefix).await?;
+        require_conditional_writes(s3, &scope.bucket, &temp_prefix).await?;
     }
     let work = ResealWork {
         scope,
@@ -189,6 +206,14 @@ impl ResealWork<'_> {
             }
             Placement::OtherRegion { mailbox, home, .. } => (mailbox, home),
         };
+        if !self.target.mailboxes.contains(&mailbox) {
+            return left(format!(
+                "sealed to region {} but mailbox {mailbox} lives in {}: left alone (not one \
+                 of the --mailbox names)",
+                self.target.from.as_str(),
+                home.as_str()
+            ));
+        }
         if header.context().mailbox() == mailbox {
             return left(format!(
                 "sealed to region {} under the canonical id {mailbox}, by the residency rules \
@@ -236,9 +261,13 @@ impl ResealWork<'_> {
             Ok(Replaced::Done) => {}
             Ok(Replaced::Gone) => return Ok(Outcome::of(Kind::Gone, 0)),
             Err(Stop::Fail(e)) => {
+                // Nothing was replaced. Why: the original's body failed (tampered, or its
+                // store or custodian failed mid-read), else the copy or the write failed.
                 return Ok(match opened.take() {
-                    // The original did not open end to end: nothing was replaced.
-                    Some(why) => Outcome::because(Kind::Damaged, why.to_string()),
+                    Some(why @ (Error::Tampered(_) | Error::NotSealed | Error::WrongMailbox)) => {
+                        Outcome::because(Kind::Damaged, why.to_string())
+                    }
+                    Some(why) => Outcome::failed(&why),
                     None => Outcome::failed(&e),
                 });
             }
