@@ -51,6 +51,12 @@ fn run_stdin(dir: &Path, args: &[&str], input: &[u8]) -> Output {
     out
 }
 
+/// The stdout of a successful command.
+fn expect_bytes(out: &Output) -> Vec<u8> {
+    assert_eq!(out.status.code(), Some(0), "{}", text(out));
+    out.stdout.clone()
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -387,6 +393,99 @@ fn an_approval_signed_two_of_three_opens_an_irish_object_for_the_us_gateway() {
     );
     let t = expect(&out, 0);
     assert!(t.contains("wrote approval request"), "{t}");
+    // The review's attack: a "mailbox" that moves the cursor back and repaints the mailboxes
+    // line, hiding the others from whoever reviews the request. Refused where it enters.
+    let spoof = run(
+        dir,
+        &[
+            "approve",
+            "new",
+            "--keys",
+            "keys",
+            "--region",
+            "ie",
+            "--caller-cert",
+            "keys/us/clients/gateway-us.pem",
+            "--request-id",
+            "M-43",
+            "--purpose",
+            "x",
+            "--mailbox",
+            "aoife@example.ie",
+            "--mailbox",
+            "brian@example.ie",
+            "--mailbox",
+            "\r\u{1b}[2K  mailboxes         aoife@example.ie",
+            "--out",
+            "spoof.json",
+        ],
+    );
+    let t = expect(&spoof, 2);
+    assert!(t.contains("--mailbox \\u{d}\\u{1b}[2K"), "{t}");
+    assert!(
+        !t.contains('\u{1b}'),
+        "an escape sequence reached the terminal: {t:?}"
+    );
+    assert!(!dir.join("spoof.json").exists());
+    // A hand-made document with that mailbox (or a purpose with a line break) is refused by
+    // show and sign as it is by the custodian.
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("mlat.json")).unwrap()).unwrap();
+    for (field, value) in [
+        (
+            "mailboxes",
+            serde_json::json!(["aoife@example.ie", "\r\u{1b}[2K  mailboxes  x@example.ie"]),
+        ),
+        (
+            "purpose",
+            serde_json::json!("Court order\n  mailboxes         aoife@example.ie"),
+        ),
+    ] {
+        let mut d = doc.clone();
+        if field == "mailboxes" {
+            d["approval"]["action"]["mailboxes"] = value;
+        } else {
+            d["approval"][field] = value;
+        }
+        std::fs::write(dir.join("hand.json"), d.to_string()).unwrap();
+        for cmd in [
+            &["approve", "show", "hand.json", "--keys", "keys"][..],
+            &[
+                "approve",
+                "sign",
+                "--yes",
+                "--key",
+                "keys/ie/approvers/ie-approver-1.key",
+                "hand.json",
+            ],
+        ] {
+            let t = expect(&run(dir, cmd), 1);
+            assert!(t.contains("approval:"), "{cmd:?}: {t}");
+            assert!(
+                !t.contains('\u{1b}') && !t.contains("\n  mailboxes"),
+                "{cmd:?}: {t:?}"
+            );
+        }
+    }
+    // Signing shows what is signed and asks; without a terminal it needs --yes.
+    let t = expect(
+        &run(
+            dir,
+            &[
+                "approve",
+                "sign",
+                "--key",
+                "keys/ie/approvers/ie-approver-2.key",
+                "mlat.json",
+            ],
+        ),
+        2,
+    );
+    assert!(
+        t.contains("You are about to sign:") && t.contains("pass --yes"),
+        "{t}"
+    );
+    assert!(t.contains("    brian@example.ie"), "{t}");
     let show = |extra: &[&str]| {
         let mut args = vec!["approve", "show", "mlat.json", "--keys", "keys"];
         args.extend_from_slice(extra);
@@ -400,6 +499,7 @@ fn an_approval_signed_two_of_three_opens_an_irish_object_for_the_us_gateway() {
             &[
                 "approve",
                 "sign",
+                "--yes",
                 "--key",
                 &format!("keys/ie/approvers/{key}.key"),
                 "mlat.json",
@@ -420,7 +520,12 @@ fn an_approval_signed_two_of_three_opens_an_irish_object_for_the_us_gateway() {
     assert!(t.contains("threshold 2-of-3"), "{t}");
     assert!(t.contains("2 signed: reached"), "{t}");
     assert!(t.contains("MLAT-2026-0042"), "{t}");
-    assert!(t.contains("aoife@example.ie, brian@example.ie"), "{t}");
+    assert!(
+        t.contains(
+            "mailboxes         2 (one per line):\n    aoife@example.ie\n    brian@example.ie\n"
+        ),
+        "{t}"
+    );
     assert!(t.contains("verdict now: accepted"), "{t}");
     // A reader that went away (`| head`) ends the output quietly: no panic.
     let (reader, writer) = std::io::pipe().unwrap();
@@ -543,7 +648,7 @@ fn an_approval_signed_two_of_three_opens_an_irish_object_for_the_us_gateway() {
             "--purpose",
             "p",
             "--mailbox",
-            "m",
+            "m@example.ie",
             "--out",
             "none.json",
         ],
@@ -559,6 +664,7 @@ fn an_approval_signed_two_of_three_opens_an_irish_object_for_the_us_gateway() {
             &[
                 "approve",
                 "sign",
+                "--yes",
                 "--key",
                 "keys/ie/approvers/ie-approver-2.key",
                 "garbage.json",
@@ -570,7 +676,14 @@ fn an_approval_signed_two_of_three_opens_an_irish_object_for_the_us_gateway() {
     let t = expect(
         &run(
             dir,
-            &["approve", "sign", "--key", "keys/ie/ca.pem", "mlat.json"],
+            &[
+                "approve",
+                "sign",
+                "--yes",
+                "--key",
+                "keys/ie/ca.pem",
+                "mlat.json",
+            ],
         ),
         1,
     );
@@ -687,6 +800,55 @@ fn audit_verify_passes_on_a_real_log_fails_on_a_tampered_one_and_report_prints()
         &out.stdout,
     );
     expect(&out, 4);
+    // A planted denial: the US side sends an item whose context names a "mailbox" made of
+    // terminal escapes (the header's mailbox bytes patched; the unwrap fails and is logged
+    // with it). `audit show --details` shows it escaped: it cannot repaint another row.
+    let sealed = run_stdin(
+        dir,
+        &[
+            "seal",
+            "--keys",
+            "keys",
+            "--mailbox",
+            "c@example.ie",
+            "--region",
+            "ie",
+            "--object",
+            "o/10",
+        ],
+        b"x",
+    );
+    let mut planted = expect_bytes(&sealed);
+    let at = planted
+        .windows(12)
+        .position(|w| w == b"c@example.ie")
+        .unwrap();
+    planted[at..at + 12].copy_from_slice(b"\r\x1b[2K\x1b[1Axyz");
+    let out = run_stdin(
+        dir,
+        &[
+            "open", "--keys", "keys", "--caller", "us", "--object", "o/10",
+        ],
+        &planted,
+    );
+    assert_ne!(out.status.code(), Some(0));
+    let t = expect(
+        &run(
+            dir,
+            &[
+                "audit",
+                "show",
+                "--keys",
+                "keys",
+                "--region",
+                "ie",
+                "--details",
+            ],
+        ),
+        0,
+    );
+    assert!(!t.contains('\u{1b}') && !t.contains('\r'), "{t:?}");
+    assert!(t.contains("\\u{d}\\u{1b}[2K\\u{1b}[1Axyz"), "{t}");
     let t = expect(
         &verify(&["--checkpoint", "cp1.txt", "--save-checkpoint", "cp2.txt"]),
         0,
@@ -768,6 +930,20 @@ fn audit_verify_passes_on_a_real_log_fails_on_a_tampered_one_and_report_prints()
     assert!(t.contains("verified"), "{t}");
     let t = expect(&verify(&["--checkpoint", "cp2.txt"]), 3);
     assert!(t.contains("cp2.txt"), "{t}");
+    drop(ie);
+
+    // Truncated to its first two entries and served again: online, against the kept
+    // checkpoint, the log does not verify (status 3, as offline), it is not a usage error.
+    for file in ["entries.jsonl", "details.jsonl"] {
+        let path = keys_dir.join("ie/data/audit").join(file);
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let kept: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
+            std::fs::write(&path, kept).unwrap();
+        }
+    }
+    ie = serve(&keys_dir, "ie", 0);
+    let t = expect(&verify(&["--checkpoint", "cp2.txt"]), 3);
+    assert!(t.contains("entries were removed"), "{t}");
     drop(ie);
 
     // Bad input.

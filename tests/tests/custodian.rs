@@ -149,6 +149,86 @@ fn bad_approvals_are_denied_with_the_right_reason() {
     }
 }
 
+/// The signed bytes of a lawful-access approval, encoded by hand from the layout documented in
+/// `custodia_custodian::approval` (as an older or hostile tool would, without its checks).
+fn hand_encoded(a: &Approval) -> Vec<u8> {
+    let mut out = b"custodia lawful access v1".to_vec();
+    for s in [&a.region, &a.custodian] {
+        out.push(u8::try_from(s.len()).unwrap());
+        out.extend_from_slice(s.as_bytes());
+    }
+    out.extend_from_slice(&hex::decode(&a.caller_key_hash).unwrap());
+    let u16s = |out: &mut Vec<u8>, s: &str| {
+        out.extend_from_slice(&u16::try_from(s.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(s.as_bytes());
+    };
+    u16s(&mut out, &a.request_id);
+    u16s(&mut out, &a.purpose);
+    let Action::LawfulAccess {
+        mailboxes,
+        max_uses_per_mailbox,
+    } = &a.action
+    else {
+        unreachable!()
+    };
+    out.extend_from_slice(&u16::try_from(mailboxes.len()).unwrap().to_be_bytes());
+    for m in mailboxes {
+        u16s(&mut out, m);
+    }
+    out.extend_from_slice(&a.not_before.to_be_bytes());
+    out.extend_from_slice(&a.not_after.to_be_bytes());
+    out.extend_from_slice(&max_uses_per_mailbox.to_be_bytes());
+    out
+}
+
+#[test]
+fn an_approval_whose_text_could_hide_what_it_names_is_refused_however_it_was_signed() {
+    use ring::signature::{Ed25519KeyPair, KeyPair as _};
+    let w = world();
+    let b = w.seal(MAILBOX_B, "brian/1.eml", b"B's mail");
+    let us = w.client(&w.gw_us);
+    let spoof = "\r\u{1b}[2K  mailboxes         aoife@example.ie";
+    let mut cases: Vec<(&str, Approval)> = Vec::new();
+    let mut hidden = w.approval(&[MAILBOX_A, MAILBOX_B], &w.gw_us);
+    if let Action::LawfulAccess { mailboxes, .. } = &mut hidden.action {
+        mailboxes.push(spoof.into());
+    }
+    cases.push(("a mailbox that repaints the screen", hidden));
+    let mut upper = w.approval(&["Brian@example.ie"], &w.gw_us);
+    upper.request_id = "m-2".into();
+    cases.push(("a mailbox not in canonical form", upper));
+    let mut purpose = w.approval(&[MAILBOX_B], &w.gw_us);
+    purpose.purpose = "routine check\u{202e}".into();
+    cases.push(("a purpose with a bidi override", purpose));
+    let mut id = w.approval(&[MAILBOX_B], &w.gw_us);
+    id.request_id = "M-43\nM-44".into();
+    cases.push(("a request id with a line break", id));
+    for (what, approval) in cases {
+        assert!(approval.validate().is_err(), "{what}");
+        // Two real approvers sign the hand-encoded bytes (an approver who trusted a screen).
+        let bytes = hand_encoded(&approval);
+        let mut doc = SignedApproval::new(approval);
+        for k in &w.approvers[..2] {
+            let pair =
+                Ed25519KeyPair::from_seed_unchecked(&hex::decode(&*k.seed_hex()).unwrap()).unwrap();
+            doc.add_signature(custodia_custodian::approval::ApprovalSignature {
+                approver: "approver".into(),
+                public_key: hex::encode(pair.public_key().as_ref()),
+                signature: hex::encode(pair.sign(&bytes).as_ref()),
+            });
+        }
+        assert_eq!(
+            unwrap_one(&us, &b, Some(&doc)),
+            Err(Denial::ApprovalInvalid),
+            "{what}"
+        );
+    }
+    // A well-formed approval for the same mailbox still works: the refusals are the text's.
+    let fine = w.sign(&w.approval(&[MAILBOX_B], &w.gw_us), &[0, 1]);
+    let share = unwrap_one(&us, &b, Some(&fine)).unwrap();
+    opens(&b, share, b"B's mail");
+}
+
 #[test]
 fn approval_uses_run_out_and_stay_used_up_across_a_restart() {
     let mut w = world();

@@ -283,6 +283,7 @@ fn us_court_order_for_an_irish_mailbox_end_to_end() {
                 &[
                     "approve",
                     "sign",
+                    "--yes",
                     "--key",
                     &format!("keys/ie/approvers/ie-approver-{n}.key"),
                     "mlat.json",

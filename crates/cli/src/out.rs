@@ -53,7 +53,7 @@ pub(crate) fn escape(text: &str) -> String {
         );
         if c == '\\' {
             out.push_str("\\\\");
-        } else if c.is_control() || invisible {
+        } else if c.is_control() || invisible || (c != ' ' && custodia_envelope::is_invisible(c)) {
             out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
         } else {
             out.push(c);

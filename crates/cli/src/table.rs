@@ -1,7 +1,14 @@
-//! Plain-text tables for the terminal: left-aligned columns padded to their widest cell.
+//! Plain-text tables for the terminal: left-aligned columns padded to their widest cell, every
+//! cell escaped (`crate::out::escape`): a cell someone else chose (a caller name from a
+//! certificate subject, a mailbox id from a request's context) cannot repaint another row.
 
 /// Prints `headers` and `rows` as an aligned table on stdout.
 pub(crate) fn print(headers: &[&str], rows: &[Vec<String>]) {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| crate::out::escape(c)).collect())
+        .collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

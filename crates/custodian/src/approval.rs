@@ -22,10 +22,11 @@
 //! u8 len(region)      || region                 2..=16 bytes, a valid region name
 //! u8 len(custodian)   || custodian              1..=32 bytes, a valid custodian name
 //! caller_key_hash                               32 bytes
-//! u16 len(request_id) || request_id             1..=128 bytes
-//! u16 len(purpose)    || purpose                1..=1024 bytes
+//! u16 len(request_id) || request_id             1..=128 bytes, shown text (below)
+//! u16 len(purpose)    || purpose                1..=1024 bytes, shown text (below)
 //! u16 count(mailboxes)                          1..=256
-//! (u16 len(mailbox)   || mailbox) * count       each 1..=512 bytes, in the order given, no duplicates
+//! (u16 len(mailbox)   || mailbox) * count       each a canonical mailbox id (FORMAT.md §2.2),
+//!                                               in the order given, no duplicates
 //! u64 not_before                                seconds since the Unix epoch, not_before < not_after
 //! u64 not_after
 //! u32 max_uses_per_mailbox                      >= 1
@@ -44,6 +45,12 @@
 //! u64 not_after
 //! u32 key_version
 //! ```
+//!
+//! *Shown text* ([`is_shown_text`]): no control character, no invisible or format character
+//! (bidirectional overrides, zero-width characters, line and paragraph separators), no
+//! whitespace but U+0020, none at either end: what an approver reads is what is signed. The
+//! same rule holds for a signature's (unsigned, informational) approver name. A document that
+//! breaks it is refused when it is written, signed and verified (`ApprovalInvalid`).
 //!
 //! The approval id ([`ApprovalId`]) is the first 16 bytes of SHA-256(signed bytes): any change
 //! to any field changes it, and two JSON spellings of the same approval share it.
@@ -204,6 +211,20 @@ fn decode_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// Whether `text` is fit to be shown to an approver as it is signed: no control character
+/// (line breaks, escape sequences, carriage returns), no invisible or format character
+/// (bidirectional overrides, zero-width characters, line and paragraph separators), no
+/// whitespace but the plain space, and none at either end. What an approver reads on screen
+/// is then what the signed bytes say, character for character.
+#[must_use]
+pub fn is_shown_text(text: &str) -> bool {
+    !text.starts_with(' ')
+        && !text.ends_with(' ')
+        && text
+            .chars()
+            .all(|c| c == ' ' || !custodia_envelope::is_invisible(c))
+}
+
 fn put_u8_str(out: &mut Vec<u8>, s: &str) -> Result<(), &'static str> {
     let len = u8::try_from(s.len()).map_err(|_| "name too long")?;
     out.push(len);
@@ -257,8 +278,20 @@ impl Approval {
         if !(1..=MAX_REQUEST_ID).contains(&self.request_id.len()) {
             return Err("request_id must be 1..=128 bytes");
         }
+        if !is_shown_text(&self.request_id) {
+            return Err(
+                "request_id must be printable text: no control, invisible or format characters, \
+                 no line breaks, no spaces at either end",
+            );
+        }
         if !(1..=MAX_PURPOSE).contains(&self.purpose.len()) {
             return Err("purpose must be 1..=1024 bytes");
+        }
+        if !is_shown_text(&self.purpose) {
+            return Err(
+                "purpose must be printable text: no control, invisible or format characters, \
+                 no line breaks, no spaces at either end",
+            );
         }
         if self.not_before >= self.not_after {
             return Err("not_before must be earlier than not_after");
@@ -277,6 +310,14 @@ impl Approval {
                     .any(|m| !(1..=MAX_MAILBOX).contains(&m.len()))
                 {
                     return Err("each mailbox id must be 1..=512 bytes");
+                }
+                if mailboxes.iter().any(|m| {
+                    custodia_envelope::canonical_mailbox(m).ok().as_deref() != Some(m.as_str())
+                }) {
+                    return Err(
+                        "each mailbox id must be a valid mailbox in canonical form (lowercase \
+                         ASCII local part, lowercase IDNA A-label domain; docs/FORMAT.md §2.2)",
+                    );
                 }
                 let mut seen = std::collections::HashSet::with_capacity(mailboxes.len());
                 if !mailboxes.iter().all(|m| seen.insert(m.as_str())) {
@@ -456,10 +497,17 @@ impl ApproverKey {
     ///
     /// # Errors
     /// [`Error::Approval`]`(`[`Denial::ApprovalInvalid`]`)` if the approval breaks the format's
-    /// limits ([`Approval::validate`] says which); [`Error::Config`] if `name` is too long.
+    /// limits ([`Approval::validate`] says which); [`Error::Config`] if `name` is too long or
+    /// not shown text ([`is_shown_text`]).
     pub fn sign(&self, name: &str, approval: &Approval) -> Result<ApprovalSignature> {
-        if name.len() > MAX_APPROVER_NAME {
-            return Err(Error::config("approver", "name must be at most 128 bytes"));
+        if name.is_empty() || name.len() > MAX_APPROVER_NAME {
+            return Err(Error::config("approver", "name must be 1..=128 bytes"));
+        }
+        if !is_shown_text(name) {
+            return Err(Error::config(
+                "approver",
+                "name must be printable text: no control, invisible or format characters",
+            ));
         }
         let bytes = approval.signed_bytes()?;
         let signature = keypair(&self.seed)?.sign(&bytes);
@@ -645,7 +693,7 @@ impl ApproverSet {
         }
         let mut signed = vec![false; self.approvers.len()];
         for s in &doc.signatures {
-            if s.approver.len() > MAX_APPROVER_NAME {
+            if s.approver.len() > MAX_APPROVER_NAME || !is_shown_text(&s.approver) {
                 return Err(Denial::ApprovalInvalid);
             }
             let public_key = decode_hex::<32>(&s.public_key).ok_or(Denial::ApprovalInvalid)?;
@@ -1192,15 +1240,61 @@ mod tests {
             }),
             ("duplicate mailbox", |a| {
                 a.action = Action::LawfulAccess {
-                    mailboxes: vec!["a".into(), "b".into(), "a".into()],
+                    mailboxes: vec![
+                        "a@example.ie".into(),
+                        "b@example.ie".into(),
+                        "a@example.ie".into(),
+                    ],
                     max_uses_per_mailbox: 1,
                 }
             }),
             ("zero uses", |a| {
                 a.action = Action::LawfulAccess {
-                    mailboxes: vec!["a".into()],
+                    mailboxes: vec!["a@example.ie".into()],
                     max_uses_per_mailbox: 0,
                 }
+            }),
+            // What a reviewer sees must be what is signed: a mailbox id that repaints the
+            // screen (the review's attack), or any non-canonical spelling, is refused.
+            ("mailbox with escapes", |a| {
+                a.action = Action::LawfulAccess {
+                    mailboxes: vec![
+                        "aoife@example.ie".into(),
+                        "\r\u{1b}[2K  mailboxes         aoife@example.ie".into(),
+                    ],
+                    max_uses_per_mailbox: 1,
+                }
+            }),
+            ("mailbox not canonical", |a| {
+                a.action = Action::LawfulAccess {
+                    mailboxes: vec!["Aoife@example.ie".into()],
+                    max_uses_per_mailbox: 1,
+                }
+            }),
+            ("mailbox with a Unicode domain", |a| {
+                a.action = Action::LawfulAccess {
+                    mailboxes: vec!["aoife@éire.ie".into()],
+                    max_uses_per_mailbox: 1,
+                }
+            }),
+            ("request id with a line break", |a| {
+                a.request_id = "M-43\nM-44".into();
+            }),
+            ("request id with an escape", |a| {
+                a.request_id = "M-43\u{1b}[2K".into();
+            }),
+            ("purpose with a bidi override", |a| {
+                a.purpose = "court order \u{202e}71/2026".into();
+            }),
+            ("purpose with a zero-width space", |a| {
+                a.purpose = "court\u{200b}order".into();
+            }),
+            ("purpose with a paragraph separator", |a| {
+                a.purpose = "court order\u{2029}and more".into();
+            }),
+            ("purpose with a tab", |a| a.purpose = "court\torder".into()),
+            ("purpose with a leading space", |a| {
+                a.purpose = " court order".into();
             }),
         ];
         for (what, f) in cases {
@@ -1228,12 +1322,26 @@ mod tests {
         let mut a = approval();
         a.request_id = "r".repeat(128);
         a.purpose = "p".repeat(1024);
+        // 256 canonical mailbox ids of the longest length (254 bytes).
+        let domain = format!(
+            "{}.{}.{}.ie",
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(58)
+        );
         a.action = Action::LawfulAccess {
-            mailboxes: (0..256).map(|i| format!("{i:0>512}")).collect(),
+            mailboxes: (0..256).map(|i| format!("{i:0>64}@{domain}")).collect(),
             max_uses_per_mailbox: u32::MAX,
         };
         assert!(check(&set(2), &signed_by(&a, &[1, 2]), NOW).is_ok());
         assert!(key(1).sign(&"n".repeat(129), &approval()).is_err());
+        assert!(key(1).sign("Judge\u{202e} Byrne", &approval()).is_err());
+        assert!(key(1).sign("", &approval()).is_err());
+        assert!(key(1).sign("Judge A. Byrne", &approval()).is_ok());
+        // A signature whose (unsigned) name would repaint a screen invalidates the document.
+        let mut doc = signed_by(&approval(), &[1, 2]);
+        doc.signatures[0].approver = "ok\r\u{1b}[1A".into();
+        assert_eq!(check(&set(2), &doc, NOW), Err(Denial::ApprovalInvalid));
     }
 
     #[test]

@@ -489,7 +489,10 @@ impl Custodian {
         let Some((object_id, context, stanza)) = parse_item(item) else {
             return d;
         };
-        d.mailbox = Some(context.mailbox().to_owned());
+        // One spelling per mailbox for approvals, rate limits, commitments and the log: objects
+        // sealed before ids were canonical carry the key's spelling.
+        let mailbox = canonical_or_as_sealed(context.mailbox());
+        d.mailbox = Some(mailbox.clone());
         d.object_id = Some(object_id.0);
         d.key_version = Some(stanza.recipient.key_version.0);
         d.result = (|| {
@@ -503,9 +506,7 @@ impl Custodian {
                 return Err(Denial::WrongCustodian);
             }
             if in_region {
-                let admission =
-                    self.limiter
-                        .admit(&caller.identity.key_hash, context.mailbox(), now);
+                let admission = self.limiter.admit(&caller.identity.key_hash, &mailbox, now);
                 d.bulk = admission.bulk;
                 if admission.bulk {
                     self.metrics.bulk_flag();
@@ -520,7 +521,7 @@ impl Custodian {
                     .ok_or(Denial::ApprovalRequired)?
                     .as_ref()
                     .map_err(|e| *e)?;
-                if !verified.covers(context.mailbox()) {
+                if !verified.covers(&mailbox) {
                     return Err(Denial::ApprovalWrongMailbox);
                 }
             }
@@ -549,7 +550,7 @@ impl Custodian {
             let mut e = self.decision(caller, "rewrap", now);
             let outcome: core::result::Result<Stanza, Denial> = (|| {
                 let (object_id, context, stanza) = parse_item(item).ok_or(Denial::Malformed)?;
-                e.mailbox = Some(context.mailbox().to_owned());
+                e.mailbox = Some(canonical_or_as_sealed(context.mailbox()));
                 e.object_id = Some(hex::encode(object_id.0));
                 e.key_version = Some(stanza.recipient.key_version.0);
                 if !caller.has(Role::Rewrap) {
@@ -879,4 +880,10 @@ impl ApprovalUses {
             .copied()
             .unwrap_or(0)
     }
+}
+
+/// The canonical form of a sealed context's mailbox id (docs/FORMAT.md §2.2), or the id as
+/// sealed if it has none (it then matches no approval, which names canonical ids only).
+fn canonical_or_as_sealed(mailbox: &str) -> String {
+    custodia_envelope::canonical_mailbox(mailbox).unwrap_or_else(|_| mailbox.to_owned())
 }

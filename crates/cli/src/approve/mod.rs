@@ -40,9 +40,11 @@ a caller presenting a certificate with that key can use the approval.")]
     #[command(after_help = "\
 Examples:
   custodia approve sign --key keys/ie/approvers/ie-approver-1.key mlat-0042.json
-  custodia approve sign --key approver.key --name 'Judge A. Byrne' mlat-0042.json
+  custodia approve sign --key approver.key --name 'Judge A. Byrne' --yes mlat-0042.json
 
-The file is replaced atomically with the signature added. Signing twice with the same key is
+Prints every field it is about to sign (the mailboxes one per line, with their count) and asks
+you to type `sign` (--yes skips the question and is needed when stdin is not a terminal). The
+file is replaced atomically with the signature added. Signing twice with the same key is
 refused. Signing checks the document's format first and says which field is wrong.")]
     Sign(SignArgs),
     /// Print an approval's fields, its signers, and whether M of N approvers signed.
@@ -114,6 +116,9 @@ pub(crate) struct SignArgs {
     /// The approver's name in the signature (informational; default: the key file's name).
     #[arg(long)]
     name: Option<String>,
+    /// Sign without asking (needed when stdin is not a terminal).
+    #[arg(long)]
+    yes: bool,
     /// The approval document to sign (replaced with the signature added).
     #[arg(value_name = "FILE")]
     file: PathBuf,
@@ -159,10 +164,26 @@ fn new(args: &NewArgs) -> CliResult {
                 "--mailbox: at least one (or --destroy-key VERSION)",
             ));
         }
-        None => Action::LawfulAccess {
-            mailboxes: args.mailboxes.clone(),
-            max_uses_per_mailbox: args.max_uses,
-        },
+        None => {
+            // The approvers will read, and the custodian compare, canonical ids only.
+            let mut mailboxes = Vec::with_capacity(args.mailboxes.len());
+            for m in &args.mailboxes {
+                let c = custodia_envelope::canonical_mailbox(m).map_err(|e| {
+                    Failure::usage(format!("--mailbox {}: {e}", crate::out::escape(m)))
+                })?;
+                if c != *m {
+                    say!(
+                        "mailbox {} is written in canonical form: {c}",
+                        crate::out::escape(m)
+                    );
+                }
+                mailboxes.push(c);
+            }
+            Action::LawfulAccess {
+                mailboxes,
+                max_uses_per_mailbox: args.max_uses,
+            }
+        }
     };
     let approval = Approval {
         region: args.region.clone(),
@@ -216,6 +237,13 @@ pub(crate) fn load(path: &Path) -> CliResult<SignedApproval> {
 }
 
 fn sign(args: &SignArgs) -> CliResult {
+    // What the approver is about to sign, exactly as signed (escaped), before the key is read.
+    let doc = load(&args.file)?;
+    say!("You are about to sign:");
+    show::print_fields(&doc, crate::timefmt::now())?;
+    if !args.yes {
+        confirm_signing()?;
+    }
     let signed = sign_file(&args.file, &args.key, args.name.as_deref())?;
     say!(
         "{} signed approval {} ({} signature{} now)",
@@ -228,6 +256,29 @@ fn sign(args: &SignArgs) -> CliResult {
 }
 
 /// What [`sign_file`] did.
+/// Asks the approver on the terminal to type `sign`.
+fn confirm_signing() -> CliResult {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(Failure::usage(
+            "stdin is not a terminal: pass --yes to sign without being asked",
+        ));
+    }
+    eprint!("type `sign` to sign exactly this: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Failure::failed(format!("reading the answer: {e}")))?;
+    if line.trim() == "sign" {
+        Ok(())
+    } else {
+        Err(Failure::failed("not confirmed: nothing was signed"))
+    }
+}
+
 pub(crate) struct Signed {
     /// The signer's name as written into the signature.
     pub(crate) name: String,

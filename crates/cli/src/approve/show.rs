@@ -76,7 +76,7 @@ fn approver_set(args: &ShowArgs, approval: &Approval) -> CliResult<Option<(Appro
                 "{}: region {} but the approval is for region {}",
                 path.display(),
                 config.region,
-                approval.region
+                crate::out::escape(&approval.region)
             )));
         }
         let list = config
@@ -161,20 +161,27 @@ fn signature_valid(approval: &Approval, sig: &ApprovalSignature, own: &Own) -> b
         .is_ok()
 }
 
-fn print_fields(doc: &SignedApproval, now: u64) -> CliResult {
+/// Prints every signed field of the approval, escaped (the format refuses control and
+/// invisible characters; escaping keeps a hand-made document from repainting the screen even
+/// so), the mailboxes one per line with their count.
+pub(crate) fn print_fields(doc: &SignedApproval, now: u64) -> CliResult {
     let a = &doc.approval;
+    let e = |s: &str| crate::out::escape(s);
     say!("approval {}", a.id()?);
-    say!("  region/custodian  {}/{}", a.region, a.custodian);
-    say!("  caller key hash   {}", a.caller_key_hash);
-    say!("  request id        {}", a.request_id);
-    say!("  purpose           {}", a.purpose);
+    say!("  region/custodian  {}/{}", e(&a.region), e(&a.custodian));
+    say!("  caller key hash   {}", e(&a.caller_key_hash));
+    say!("  request id        {}", e(&a.request_id));
+    say!("  purpose           {}", e(&a.purpose));
     match &a.action {
         Action::LawfulAccess {
             mailboxes,
             max_uses_per_mailbox,
         } => {
             say!("  action            lawful access");
-            say!("  mailboxes         {}", mailboxes.join(", "));
+            say!("  mailboxes         {} (one per line):", mailboxes.len());
+            for m in mailboxes {
+                say!("    {}", e(m));
+            }
             say!("  uses per mailbox  {max_uses_per_mailbox}");
         }
         Action::DestroyKey { key_version } => {
@@ -229,7 +236,11 @@ pub(crate) fn show(args: &ShowArgs) -> CliResult {
             }
             (true, None, None) => "valid".to_owned(),
         };
-        say!("  {:<20} {}  {status}", sig.approver, sig.public_key);
+        say!(
+            "  {:<20} {}  {status}",
+            crate::out::escape(&sig.approver),
+            crate::out::escape(&sig.public_key)
+        );
     }
     let Some((set, source)) = set else {
         say!("approvers: unknown (pass --keys, --config or --approver to count M of N)");

@@ -208,6 +208,16 @@ async fn verify_online(
     verify_log(&records, &latest, origin, key).map_err(|e| fail(&server, e))?;
     say!("ok: all {} entries match the checkpoint's tree", cp.size);
     for (path, note, size) in kept {
+        if *size > cp.size {
+            // A log shorter than a checkpoint it signed: it lost entries (the custodian would
+            // refuse the proof request as malformed).
+            return Err(Failure::verification(format!(
+                "{server}: {} covers {size} entries but the log now has only {}: entries were \
+                 removed, or the log was replaced",
+                path.display(),
+                cp.size
+            )));
+        }
         let proof = client
             .consistency_proof(*size, cp.size)
             .await

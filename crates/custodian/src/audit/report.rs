@@ -174,7 +174,9 @@ pub struct Report {
     pub rows: Vec<ReportRow>,
     /// How many distinct mailboxes were concerned (by distinct commitment).
     pub distinct_mailboxes: Count,
-    /// How many distinct mailboxes were concerned by decisions that used an approval.
+    /// How many distinct mailboxes had keys released under an approval (allowed decisions
+    /// with an approval id; denials under an approval do not count, so a caller cannot raise
+    /// it by asking for candidate mailboxes).
     pub distinct_mailboxes_with_approval: Count,
 }
 
@@ -244,7 +246,8 @@ impl Tally {
             if !self.mailboxes.contains(c) {
                 self.mailboxes.insert(c.clone());
             }
-            if with_approval && !self.approved_mailboxes.contains(c) {
+            if with_approval && e.outcome == Outcome::Allow && !self.approved_mailboxes.contains(c)
+            {
                 self.approved_mailboxes.insert(c.clone());
             }
         }
@@ -427,6 +430,28 @@ mod tests {
             mailbox_commitment: None,
             flags: vec![],
         }
+    }
+
+    #[test]
+    fn denials_under_an_approval_do_not_count_as_mailboxes_with_an_approval() {
+        let c = |m: &str| Some(mailbox_commitment(&COMMITMENT_KEY, m));
+        let mut es = Vec::new();
+        // One release under an approval, then 25 denied candidates under the used-up approval.
+        let mut e = entry(0, NOV_2026, "unwrap", "us", false);
+        e.approval_id = Some("a".into());
+        e.mailbox_commitment = c("aoife@example.ie");
+        es.push(e);
+        for i in 0..25u64 {
+            let mut e = entry(0, NOV_2026 + 1 + i, "unwrap", "us", true);
+            e.seq = i + 1;
+            e.batch = i + 1;
+            e.approval_id = Some("a".into());
+            e.mailbox_commitment = c(&format!("candidate{i}@example.ie"));
+            es.push(e);
+        }
+        let r = build_report(&es, p("2026-11"), "cp\n", es.len() as u64);
+        assert_eq!(r.distinct_mailboxes_with_approval, Count("1-9".into()));
+        assert_eq!(r.distinct_mailboxes, Count("26".into()));
     }
 
     #[test]
