@@ -271,7 +271,11 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("custodia: {e}");
+            // Errors can quote what others chose (a custodian's answer, a file's field):
+            // escaped line by line.
+            let text = e.to_string();
+            let lines: Vec<String> = text.lines().map(out::escape).collect();
+            eprintln!("custodia: {}", lines.join("\n"));
             ExitCode::from(e.code())
         }
     }

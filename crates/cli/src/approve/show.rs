@@ -161,6 +161,25 @@ fn signature_valid(approval: &Approval, sig: &ApprovalSignature, own: &Own) -> b
         .is_ok()
 }
 
+/// For a mailbox whose domain is an internationalised name (A-labels, `xn--`), how it reads
+/// in Unicode, escaped, so that a reviewer sees which name the A-label spells.
+fn idn_note(mailbox: &str) -> String {
+    let Some((_, domain)) = mailbox.rsplit_once('@') else {
+        return String::new();
+    };
+    if !domain.split('.').any(|l| l.starts_with("xn--")) {
+        return String::new();
+    }
+    let (unicode, result) = idna::domain_to_unicode(domain);
+    if result.is_err() {
+        return "  (an invalid internationalised domain)".to_owned();
+    }
+    format!(
+        "  (internationalised domain: reads {}; check it is the one meant)",
+        crate::out::escape(&unicode)
+    )
+}
+
 /// Prints every signed field of the approval, escaped (the format refuses control and
 /// invisible characters; escaping keeps a hand-made document from repainting the screen even
 /// so), the mailboxes one per line with their count.
@@ -180,7 +199,7 @@ pub(crate) fn print_fields(doc: &SignedApproval, now: u64) -> CliResult {
             say!("  action            lawful access");
             say!("  mailboxes         {} (one per line):", mailboxes.len());
             for m in mailboxes {
-                say!("    {}", e(m));
+                say!("    {}{}", e(m), idn_note(m));
             }
             say!("  uses per mailbox  {max_uses_per_mailbox}");
         }
@@ -282,6 +301,24 @@ pub(crate) fn show(args: &ShowArgs) -> CliResult {
             } else {
                 Ok(())
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::idn_note;
+
+    #[test]
+    fn an_internationalised_domain_is_shown_as_it_reads() {
+        assert_eq!(idn_note("aoife@example.ie"), "");
+        let a_label = idna::domain_to_ascii("éire.ie").unwrap();
+        let note = idn_note(&format!("aoife@{a_label}"));
+        assert!(note.contains("reads éire.ie"), "{note}");
+        // A label that spells an invisible or reordering character is shown escaped.
+        let bidi = idna::domain_to_ascii("ab\u{202e}c.ie");
+        if let Ok(a) = bidi {
+            assert!(!idn_note(&format!("x@{a}")).contains('\u{202e}'));
         }
     }
 }
