@@ -473,6 +473,16 @@ pub fn md5_forms(files: &[PathBuf]) -> Vec<String> {
 /// gateway identity would: proves gateway objects are ordinary Custodia objects.
 #[must_use]
 pub fn open_with_sdk(world: &World, bucket: &str, key: &str, stored: &[u8]) -> Vec<u8> {
+    try_open_with_sdk(world, bucket, key, stored).unwrap()
+}
+
+/// As [`open_with_sdk`], returning the SDK's error.
+pub fn try_open_with_sdk(
+    world: &World,
+    bucket: &str,
+    key: &str,
+    stored: &[u8],
+) -> Result<Vec<u8>, custodia::Error> {
     let ie = custodia_envelope::Region::new("ie").unwrap();
     crate::world::rt().block_on(async {
         let dir = world.sdk_directory(&world.gw_ie);
@@ -485,7 +495,7 @@ pub fn open_with_sdk(world: &World, bucket: &str, key: &str, stored: &[u8]) -> V
         )
         .build();
         let binding = custodia_envelope::Binding::new(bucket, key).unwrap();
-        client.open(&binding, stored).await.unwrap().plaintext
+        client.open(&binding, stored).await.map(|o| o.plaintext)
     })
 }
 

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use custodia_tests::gateway::{GatewayProc, files_under, store_contains};
-use custodia_tests::s3::{S3sFs, aws, ok, s3_gateway_config};
+use custodia_tests::s3::{S3sFs, aws, ok, s3_gateway_config, try_open_with_sdk};
 use custodia_tests::world::world;
 
 fn body(len: usize) -> Vec<u8> {
@@ -47,6 +47,15 @@ fn awscli_multipart_round_trips_with_exact_sizes_and_ranges() {
             None,
         ),
         "cp up (multipart)",
+    );
+    // The stored object opened as one envelope would be its first part alone (8 MiB of a
+    // 20 MiB object, "successfully"): the SDK's whole-object opens refuse a multipart record.
+    let stored = std::fs::read(store.root.join("mail/aoife@example.ie/big.eml")).unwrap();
+    let alone = try_open_with_sdk(&w, "mail", "aoife@example.ie/big.eml", &stored);
+    assert!(
+        matches!(alone, Err(custodia::Error::MultipartRecord { .. })),
+        "{:?}",
+        alone.map(|p| p.len())
     );
     let head = ok(
         &aws(

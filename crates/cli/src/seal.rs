@@ -300,6 +300,8 @@ pub(crate) fn open(args: &OpenArgs) -> CliResult {
     runtime()?.block_on(async {
         let mut reader = input(args.common.input.as_deref()).await?;
         let (header_bytes, header) = read_header(&mut reader).await?;
+        // One part of a multipart object would open as if it were the whole object.
+        custodia::refuse_multipart_record(&header)?;
         let wanted: Vec<(String, String)> = header
             .stanzas()
             .iter()

@@ -264,6 +264,7 @@ impl Client {
         approval: Option<&SignedApproval>,
     ) -> Result<Opened> {
         let header = Header::parse(stored)?;
+        refuse_multipart_record(&header)?;
         let unlocked = self.unlock(&header, binding, approval).await?;
         let plaintext = unlocked.open(stored)?;
         Ok(Opened {
@@ -272,7 +273,10 @@ impl Client {
         })
     }
 
-    /// Unlocks one header (cache, else its custodians).
+    /// Unlocks one header (cache, else its custodians). Low level: a multipart record's
+    /// header is unlocked too (the gateway's multipart reader checks the layout itself);
+    /// the whole-object opens ([`Self::open`], [`Self::open_stream`], [`Self::open_range`])
+    /// refuse those.
     ///
     /// # Errors
     /// As [`Self::open`].
@@ -460,6 +464,7 @@ impl Client {
         range: Range<u64>,
         source: &S,
     ) -> Result<Vec<u8>> {
+        refuse_multipart_record(header)?;
         let profile = header.profile();
         let plain_len = profile.plaintext_len(stored_len)?;
         if range.start == range.end && range.end <= plain_len {
@@ -578,6 +583,7 @@ impl Client {
         header_bytes.resize(profile.header_size(), 0);
         reader.read_exact(&mut header_bytes[PREFIX_LEN..]).await?;
         let header = Header::parse(&header_bytes)?;
+        refuse_multipart_record(&header)?;
         let unlocked = self.unlock(&header, binding, None).await?;
         let opener = unlocked.opener()?;
         let chunk = profile.chunk_size() + custodia_envelope::TAG_LEN;
@@ -699,4 +705,21 @@ where
     written += out.len() as u64;
     writer.flush().await?;
     Ok(written)
+}
+
+/// The context key that marks a record of a multipart object (reserved: docs/FORMAT.md §2.2).
+pub(crate) const MULTIPART_UPLOAD_KEY: &str = "upload";
+
+/// Refuses a header whose context marks it as one record of a multipart object: what every
+/// whole-object open of this client checks, for callers that unlock headers themselves.
+///
+/// # Errors
+/// [`Error::MultipartRecord`].
+pub fn refuse_multipart_record(header: &Header) -> Result<()> {
+    match header.context().get(MULTIPART_UPLOAD_KEY) {
+        Some(upload) => Err(Error::MultipartRecord {
+            upload: upload.to_owned(),
+        }),
+        None => Ok(()),
+    }
 }

@@ -73,6 +73,17 @@ pub enum Error {
         #[source]
         source: custodia_custodian::Error,
     },
+    /// The header is one record of a multipart object (its context names an `upload`, a
+    /// reserved key: docs/FORMAT.md §2.2): opened alone it would yield one part as if it
+    /// were the whole object. Read the object through the gateway, which checks its layout.
+    #[error(
+        "this is one part or record of a multipart object (its context names upload {upload:?}): \
+         it is not opened alone; read the object through the gateway, which checks its layout"
+    )]
+    MultipartRecord {
+        /// The upload its context names.
+        upload: String,
+    },
     /// The object is malformed, tampered with, moved, or the call was invalid.
     #[error("envelope: {0}")]
     Envelope(#[from] custodia_envelope::Error),

@@ -51,7 +51,9 @@ mod maintenance;
 mod policy;
 
 pub use cache::CacheConfig;
-pub use client::{Client, ClientBuilder, ClientStats, Opened, RangeSource};
+pub use client::{
+    Client, ClientBuilder, ClientStats, Opened, RangeSource, refuse_multipart_record,
+};
 pub use directory::{CustodianEndpoint, Directory, DirectoryBuilder, Timeouts};
 pub use error::{Error, Result};
 pub use maintenance::{Rewrapped, SealCheck};
