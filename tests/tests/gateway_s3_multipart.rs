@@ -172,6 +172,176 @@ fn awscli_multipart_round_trips_with_exact_sizes_and_ranges() {
         "cp down 5",
     );
     assert!(std::fs::read(&back5).unwrap() == data);
+
+    // Overwritten by a single PUT: the multipart object's layout record goes (off the PUT's
+    // path, so polled), and listings give the new object's size.
+    let small = tmp.path().join("small.eml");
+    std::fs::write(&small, b"Subject: now small\n\nreplaced").unwrap();
+    ok(
+        &aws(
+            ep,
+            &[
+                "s3",
+                "cp",
+                small.to_str().unwrap(),
+                "s3://mail/aoife@example.ie/big5.eml",
+            ],
+            None,
+        ),
+        "overwrite with a single PUT",
+    );
+    let layout_of_big5 = || {
+        files_under(&store.root.join("mail/.custodia/layout"))
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains("big5.eml"))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while layout_of_big5() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        layout_of_big5(),
+        0,
+        "the replaced object's layout record stayed"
+    );
+    let listed = ok(
+        &aws(
+            ep,
+            &[
+                "s3api",
+                "list-objects-v2",
+                "--bucket",
+                "mail",
+                "--prefix",
+                "aoife@example.ie/big5",
+            ],
+            None,
+        ),
+        "list",
+    );
+    let v: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(v["Contents"][0]["Size"], 28, "{v}");
+    // The other multipart object kept its layout and still reads whole.
+    ok(
+        &aws(
+            ep,
+            &[
+                "s3",
+                "cp",
+                "s3://mail/aoife@example.ie/big.eml",
+                back.to_str().unwrap(),
+            ],
+            None,
+        ),
+        "cp down after",
+    );
+    assert!(std::fs::read(&back).unwrap() == data);
+}
+
+/// Keys of every object in the store's `mail` bucket, as the store lists them.
+fn store_keys(store: &custodia_tests::s3::Store) -> Vec<String> {
+    let out = aws(
+        store.addr(),
+        &["s3api", "list-objects-v2", "--bucket", "mail"],
+        Some(store.keys()),
+    );
+    let text = ok(&out, "list at the store");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    v["Contents"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|o| o["Key"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// On Garage, which refuses to delete a bucket that holds objects (s3s-fs deletes it whole).
+#[test]
+fn a_bucket_holding_only_the_gateways_records_can_be_deleted() {
+    let s = custodia_tests::s3::S3Setup::start(custodia_tests::s3::StoreKind::Garage);
+    let ep = s.ep();
+    let key = "aoife@example.ie/x.eml";
+    let created = ok(
+        &aws(
+            ep,
+            &[
+                "s3api",
+                "create-multipart-upload",
+                "--bucket",
+                "mail",
+                "--key",
+                key,
+            ],
+            None,
+        ),
+        "create",
+    );
+    let id = serde_json::from_str::<serde_json::Value>(&created).unwrap()["UploadId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Aborted at the store (a gateway that crashed): the gateway's metadata record stays.
+    ok(
+        &aws(
+            s.store.addr(),
+            &[
+                "s3api",
+                "abort-multipart-upload",
+                "--bucket",
+                "mail",
+                "--key",
+                key,
+                "--upload-id",
+                &id,
+            ],
+            Some(s.store.keys()),
+        ),
+        "abort at the store",
+    );
+    assert!(
+        store_keys(&s.store)
+            .iter()
+            .any(|k| k.starts_with(".custodia/"))
+    );
+    let listed = ok(&aws(ep, &["s3", "ls", "s3://mail/"], None), "ls");
+    assert!(listed.trim().is_empty(), "{listed}");
+    // A bucket with a client's object is not emptied: the store refuses, nothing is removed.
+    let f = s.files.join("m.eml");
+    std::fs::write(&f, b"hello").unwrap();
+    ok(
+        &aws(
+            ep,
+            &[
+                "s3",
+                "cp",
+                f.to_str().unwrap(),
+                "s3://mail/aoife@example.ie/m.eml",
+            ],
+            None,
+        ),
+        "cp",
+    );
+    assert!(!aws(ep, &["s3", "rb", "s3://mail"], None).status.success());
+    assert!(
+        store_keys(&s.store)
+            .iter()
+            .any(|k| k.starts_with(".custodia/"))
+    );
+    ok(
+        &aws(ep, &["s3", "rm", "s3://mail/aoife@example.ie/m.eml"], None),
+        "rm",
+    );
+    // Empty as clients see it: the bucket goes, with the gateway's records.
+    ok(&aws(ep, &["s3", "rb", "s3://mail"], None), "rb");
+    let gone = aws(
+        s.store.addr(),
+        &["s3api", "head-bucket", "--bucket", "mail"],
+        Some(s.store.keys()),
+    );
+    assert!(!gone.status.success(), "the bucket is still there");
 }
 
 const MIB: usize = 1024 * 1024;
@@ -367,7 +537,30 @@ fn parts_resent_resumed_aborted_and_bad_completions() {
     let mut want = p1.clone();
     want.extend_from_slice(&p2);
     want.extend_from_slice(&p3);
-    assert!(m.download(key) == Some(want), "completed object");
+    assert!(m.download(key) == Some(want.clone()), "completed object");
+    // A completion the store refuses (parts under its 5 MiB minimum, which the gateway's own
+    // checks let through) over the same key, with the same part count: the layout record it
+    // wrote is taken back, so the object the key holds still reads whole; on a fresh key it
+    // leaves no record behind.
+    let small = body(128 * 1024);
+    for k in [key, "aoife@example.ie/refused.eml"] {
+        let id = m.create(k);
+        let g1 = m.part(k, &id, 1, &small);
+        let g2 = m.part(k, &id, 2, &small);
+        let g3 = m.part(k, &id, 3, b"end");
+        let refused = m.complete(k, &id, &[(1, &g1), (2, &g2), (3, &g3)]);
+        assert!(
+            !refused.status.success(),
+            "the store accepted 128 KiB parts"
+        );
+    }
+    assert!(m.download(key) == Some(want), "the object lost its layout");
+    assert!(
+        files_under(&m.store.root.join("mail/.custodia/layout"))
+            .iter()
+            .all(|p| !p.to_string_lossy().contains("refused.eml")),
+        "a refused completion left its layout record"
+    );
     // Non-uniform part sizes are refused with a clear error.
     let key2 = "aoife@example.ie/uneven.eml";
     let id2 = m.create(key2);

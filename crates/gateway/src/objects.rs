@@ -159,6 +159,7 @@ impl GetObject {
 }
 
 /// The object operations over one store, one SDK client and the routes.
+#[derive(Clone)]
 pub struct Objects {
     client: std::sync::Arc<Client>,
     store: std::sync::Arc<Store>,
@@ -273,9 +274,35 @@ impl Objects {
             .put(&put.bucket, &put.key, stored_len, body)
             .await
         {
-            Ok(stored) => Ok(stored.etag.as_deref().map(opaque_etag)),
+            Ok(stored) => {
+                if let Some(etag) = &stored.etag {
+                    self.forget_replaced_layouts(&put.bucket, &put.key, etag);
+                }
+                Ok(stored.etag.as_deref().map(opaque_etag))
+            }
             Err(e) => Err(failure.take().unwrap_or(e)),
         }
+    }
+
+    /// After a single PUT over `key`, removes (in the background, off the request's path) the
+    /// layout records of a multipart object it replaced: see
+    /// `multipart::Objects::drop_stale_layouts`. Costs one listing per PUT on S3 stores; a
+    /// record missed (the gateway stopped first) stays until the key is written or deleted
+    /// again.
+    fn forget_replaced_layouts(&self, bucket: &str, key: &str, written: &str) {
+        if !matches!(self.store.as_ref(), Store::S3(_)) {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let this = self.clone();
+        let (bucket, key, written) = (bucket.to_owned(), key.to_owned(), written.to_owned());
+        handle.spawn(async move {
+            if let Err(e) = this.drop_stale_layouts(&bucket, &key, &written).await {
+                tracing::warn!(error = %e, "could not remove a replaced object's layout records");
+            }
+        });
     }
 
     /// Reads the header of `bucket`/`key` (one ranged fetch) and its stored length.

@@ -391,6 +391,17 @@ impl Objects {
             &layout_meta,
         )?;
         let len = layout.len() as u64;
+        // The record may replace the layout of the multipart object the key holds now (same
+        // part count, same name): kept, to be put back if the store refuses the completion.
+        let replaced = if stale.contains(&lkey) {
+            match store.get(bucket, &lkey, None).await {
+                Ok(f) => Some(collect(f.body, MAX_LAYOUT).await?),
+                Err(Error::NotFound) => None,
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
         store
             .put(
                 bucket,
@@ -399,9 +410,24 @@ impl Objects {
                 futures_util::stream::iter([Ok(Bytes::from(layout))]).boxed(),
             )
             .await?;
-        let etag = store
-            .complete_multipart(bucket, key, upload, &etags)
-            .await?;
+        let etag = match store.complete_multipart(bucket, key, upload, &etags).await {
+            Ok(etag) => etag,
+            Err(e) => {
+                // Nothing completed: the key still holds what it held, so its layout does too.
+                let undo = match replaced {
+                    Some(old) => {
+                        let n = old.len() as u64;
+                        let body = futures_util::stream::iter([Ok(Bytes::from(old))]).boxed();
+                        store.put(bucket, &lkey, n, body).await.map(drop)
+                    }
+                    None => store.delete(bucket, &lkey).await,
+                };
+                if let Err(u) = undo {
+                    tracing::warn!(error = %u, "could not undo a refused completion's layout record");
+                }
+                return Err(e);
+            }
+        };
         if let Err(e) = store.delete(bucket, &meta_key).await {
             tracing::warn!(error = %e, "could not remove an upload's metadata record");
         }
@@ -503,6 +529,66 @@ impl Objects {
                 Err(e) => return Err(e),
             };
             if ours {
+                self.s3()?.delete(bucket, &lkey).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the layout records that no longer describe what `key` holds, after this
+    /// gateway wrote `key` with a single PUT whose store ETag is `written` (a multipart object
+    /// overwritten by a single PUT leaves its layout behind, and listings would size the new
+    /// object by it). Nothing is deleted unless the key still holds that write, and a record
+    /// whose upload is still in progress (its metadata record exists: the completion writes
+    /// the layout first) is kept, so a multipart upload completing meanwhile keeps its layout.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub(crate) async fn drop_stale_layouts(
+        &self,
+        bucket: &str,
+        key: &str,
+        written: &str,
+    ) -> Result<()> {
+        let records = self.layout_records(bucket, key).await?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        let current = match self.fetch_header(bucket, key).await {
+            Ok((crate::codec::Start::Sealed { header, .. }, fetched))
+                if fetched.etag.as_deref() == Some(written) =>
+            {
+                upload_of(&header).map(str::to_owned)
+            }
+            // Written again (or deleted) since: that write or delete deals with the records.
+            Ok(_) | Err(Error::NotFound) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for lkey in records {
+            let upload = match self.fetch_header(bucket, &lkey).await {
+                Ok((crate::codec::Start::Sealed { header, .. }, _)) => {
+                    upload_of(&header).map(str::to_owned)
+                }
+                _ => None,
+            };
+            let Some(upload) = upload else { continue };
+            if current.as_deref() == Some(upload.as_str()) {
+                continue;
+            }
+            let in_progress = match self
+                .s3()?
+                .get(
+                    bucket,
+                    &side_key(UPLOADS_PREFIX, bucket, key, &upload),
+                    Some(0..1),
+                )
+                .await
+            {
+                Err(Error::NotFound) => false,
+                Ok(_) | Err(Error::NotSealed) => true,
+                Err(e) => return Err(e),
+            };
+            if !in_progress {
                 self.s3()?.delete(bucket, &lkey).await?;
             }
         }

@@ -246,10 +246,46 @@ pub(crate) async fn bucket_op(
     bucket: &str,
 ) -> Result<()> {
     routed(objects, bucket)?;
+    if *method == http::Method::DELETE {
+        match remove_own_records_if_empty(objects, bucket).await {
+            Err(Error::Upstream(m)) if m == "NoSuchBucket" => return Err(Error::NotFound),
+            other => other?,
+        }
+    }
     match s3_store(objects)?.bucket(method, bucket).await {
         Err(Error::Upstream(m)) if m == "NoSuchBucket" => Err(Error::NotFound),
         other => other,
     }
+}
+
+/// Before a DeleteBucket: if the bucket holds nothing but the gateway's own records under
+/// `.custodia/` (what clients see is empty), removes them, so that the store can delete the
+/// bucket (it would answer `BucketNotEmpty` for records no client can see or remove). A
+/// bucket with any other object is left as it is, and the store refuses its deletion.
+async fn remove_own_records_if_empty(objects: &Objects, bucket: &str) -> Result<()> {
+    let store = s3_store(objects)?;
+    let mut own = Vec::new();
+    let mut params = ListParams {
+        max_keys: Some(1000),
+        ..Default::default()
+    };
+    loop {
+        let page = store.list(bucket, &params, true).await?;
+        for key in page.objects.iter().filter_map(|o| o.key.as_deref()) {
+            if !key.starts_with(RESERVED_PREFIX) {
+                return Ok(());
+            }
+            own.push(key.to_owned());
+        }
+        if !page.truncated || page.next_token.is_none() {
+            break;
+        }
+        params.token = page.next_token;
+    }
+    for key in own {
+        store.delete(bucket, &key).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
