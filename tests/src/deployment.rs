@@ -154,3 +154,47 @@ pub fn gateway_config(
     }
     text
 }
+
+/// `keys init` for `ie` and `us` in `dir/keys`, each region's custodian served, and an s3s-fs
+/// store with a `mail` bucket: what a two-region test deploys before its gateways.
+pub struct TwoRegions {
+    pub keys: std::path::PathBuf,
+    pub ie: Served,
+    pub us: Served,
+    /// `[("ie", addr), ("us", addr)]`, as [`gateway_config`] takes them.
+    pub custodians: [(&'static str, SocketAddr); 2],
+    pub store: crate::s3::S3sFs,
+}
+
+impl TwoRegions {
+    #[must_use]
+    pub fn start(dir: &Path) -> Self {
+        status(
+            &custodia(
+                dir,
+                &["keys", "init", "--regions", "ie,us", "--out", "keys"],
+            ),
+            0,
+            "keys init",
+        );
+        let keys = dir.join("keys");
+        let (ie, ie_addr) = serve_custodian(&keys, "ie", 0);
+        let (us, us_addr) = serve_custodian(&keys, "us", 1);
+        let store = crate::s3::S3sFs::start(&dir.join("s3"));
+        crate::s3::ok(
+            &crate::s3::aws(
+                store.addr,
+                &["s3", "mb", "s3://mail"],
+                Some((STORE_AK, STORE_SK)),
+            ),
+            "mb s3://mail on the store",
+        );
+        Self {
+            keys,
+            ie,
+            us,
+            custodians: [("ie", ie_addr), ("us", us_addr)],
+            store,
+        }
+    }
+}

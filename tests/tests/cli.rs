@@ -19,6 +19,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use custodia_tests::custodia_bin;
+use custodia_tests::deployment::set_line;
 
 /// Runs `custodia args…` in `dir` and returns its output.
 fn run(dir: &Path, args: &[&str]) -> Output {
@@ -99,25 +100,6 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn set_line(path: &Path, prefix: &str, new: &str, nth: usize) {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut seen = 0;
-    let lines: Vec<String> = text
-        .lines()
-        .map(|l| {
-            if l.starts_with(prefix) {
-                seen += 1;
-                if seen == nth + 1 {
-                    return new.to_owned();
-                }
-            }
-            l.to_owned()
-        })
-        .collect();
-    assert!(seen > nth, "{}: no line {prefix}", path.display());
-    std::fs::write(path, lines.join("\n") + "\n").unwrap();
 }
 
 /// Starts `custodian serve --dev` for `region` (0 = ie, 1 = us) of `keys`.

@@ -26,9 +26,9 @@ use custodia_envelope::{
     Binding, Context, Header, Metadata, Profile, RecipientPublicKey, Region, SealOptions,
     SystemRandomness, seal,
 };
-use custodia_tests::deployment::{custodia, gateway_config, serve_custodian, status};
+use custodia_tests::deployment::{TwoRegions, custodia, gateway_config, status};
 use custodia_tests::gateway::{GatewayProc, files_under};
-use custodia_tests::s3::{S3sFs, STORE_AK, STORE_SK, aws, leaks, ok};
+use custodia_tests::s3::{STORE_AK, STORE_SK, aws, leaks, ok};
 use custodia_tests::world::rt;
 use serde_json::Value;
 
@@ -262,27 +262,10 @@ fn reseal_moves_mail_sealed_to_the_wrong_region_home_and_nothing_else() {
     let dir = tmp.path();
     let files = dir.join("files");
     std::fs::create_dir_all(&files).unwrap();
-    status(
-        &custodia(
-            dir,
-            &["keys", "init", "--regions", "ie,us", "--out", "keys"],
-        ),
-        0,
-        "keys init",
-    );
-    let keys = dir.join("keys");
-    let (_ie_custodian, ie_addr) = serve_custodian(&keys, "ie", 0);
-    let (_us_custodian, us_addr) = serve_custodian(&keys, "us", 1);
-    let store = S3sFs::start(&dir.join("s3"));
-    ok(
-        &aws(
-            store.addr,
-            &["s3", "mb", "s3://mail"],
-            Some((STORE_AK, STORE_SK)),
-        ),
-        "mb",
-    );
-    let custodians = [("ie", ie_addr), ("us", us_addr)];
+    let deployed = TwoRegions::start(dir);
+    let keys = deployed.keys.clone();
+    let store = &deployed.store;
+    let custodians = deployed.custodians;
     let config = |region: &str, rule: bool, name: &str| {
         let gdir = dir.join(name);
         let text = gateway_config(&keys, region, &custodians, store.addr, &gdir);

@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use custodia_custodian::decision_log::Outcome;
-use custodia_tests::deployment::{custodia, gateway_config, serve_custodian, status};
+use custodia_tests::deployment::{TwoRegions, custodia, gateway_config, status};
 use custodia_tests::gateway::{GatewayProc, files_under};
-use custodia_tests::s3::{S3sFs, STORE_AK, STORE_SK, aws, ok};
+use custodia_tests::s3::{STORE_AK, STORE_SK, aws, ok};
 
 /// One message: its key, body, and the gateway region that delivers it.
 struct Mail {
@@ -108,27 +108,10 @@ fn us_court_order_for_an_irish_mailbox_end_to_end() {
     std::fs::create_dir_all(&files).unwrap();
 
     // Keys, the two custodians, the store, the two gateways: each its own process.
-    status(
-        &custodia(
-            dir,
-            &["keys", "init", "--regions", "ie,us", "--out", "keys"],
-        ),
-        0,
-        "keys init",
-    );
-    let keys = dir.join("keys");
-    let (_ie_custodian, ie_addr) = serve_custodian(&keys, "ie", 0);
-    let (_us_custodian, us_addr) = serve_custodian(&keys, "us", 1);
-    let store = S3sFs::start(&dir.join("s3"));
-    ok(
-        &aws(
-            store.addr,
-            &["s3", "mb", "s3://mail"],
-            Some((STORE_AK, STORE_SK)),
-        ),
-        "mb s3://mail on the store",
-    );
-    let custodians = [("ie", ie_addr), ("us", us_addr)];
+    let deployed = TwoRegions::start(dir);
+    let keys = deployed.keys.clone();
+    let store = &deployed.store;
+    let custodians = deployed.custodians;
     let gateways: Vec<GatewayProc> = ["ie", "us"]
         .iter()
         .map(|r| {

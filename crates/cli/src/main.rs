@@ -274,7 +274,7 @@ fn main() -> ExitCode {
             // Errors can quote what others chose (a custodian's answer, a file's field):
             // escaped line by line.
             let text = e.to_string();
-            let lines: Vec<String> = text.lines().map(out::escape).collect();
+            let lines: Vec<String> = text.lines().map(out::escape_controls).collect();
             eprintln!("custodia: {}", lines.join("\n"));
             ExitCode::from(e.code())
         }

@@ -38,6 +38,16 @@ impl Drop for Quoted {
 /// `\u{…}` escapes, and a backslash as `\\`, so a string someone else chose (an object key, a
 /// name from a certificate) cannot repaint or hide other output.
 pub(crate) fn escape(text: &str) -> String {
+    escape_with(text, true)
+}
+
+/// As [`escape`], leaving backslashes as they are: for messages that may already hold text
+/// escaped by [`escape`] (error messages), which must not be escaped twice.
+pub(crate) fn escape_controls(text: &str) -> String {
+    escape_with(text, false)
+}
+
+fn escape_with(text: &str, backslashes: bool) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         let invisible = matches!(
@@ -51,7 +61,7 @@ pub(crate) fn escape(text: &str) -> String {
                 | '\u{feff}'
                 | '\u{fff9}'..='\u{fffb}'
         );
-        if c == '\\' {
+        if c == '\\' && backslashes {
             out.push_str("\\\\");
         } else if c.is_control() || invisible || (c != ' ' && custodia_envelope::is_invisible(c)) {
             out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));

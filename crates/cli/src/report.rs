@@ -188,10 +188,10 @@ async fn fetch(
 fn print(report: &Report, title: &str, status: &str) {
     say!(
         "transparency report of {title}, period {} (log size {})",
-        report.period,
+        crate::out::escape(&report.period),
         report.log_size
     );
-    say!("{status}");
+    say!("{}", crate::out::escape_controls(status));
     let rows: Vec<Vec<String>> = report
         .rows
         .iter()
@@ -211,7 +211,7 @@ fn print(report: &Report, title: &str, status: &str) {
     );
     say!(
         "distinct mailboxes: {}; with an approval: {} (counts 1-9 are banded)",
-        report.distinct_mailboxes.0,
-        report.distinct_mailboxes_with_approval.0
+        crate::out::escape(&report.distinct_mailboxes.0),
+        crate::out::escape(&report.distinct_mailboxes_with_approval.0)
     );
 }

@@ -332,9 +332,9 @@ pub(crate) fn open(args: &OpenArgs) -> CliResult {
         let written = result?;
         eprintln!(
             "opened {}/{} (mailbox {}, region {home}): {written} bytes{}",
-            binding.bucket(),
-            binding.key(),
-            header.context().mailbox(),
+            crate::out::escape(binding.bucket()),
+            crate::out::escape(binding.key()),
+            crate::out::escape(header.context().mailbox()),
             if approval.is_some() {
                 ", with the approval"
             } else {

@@ -22,7 +22,7 @@
 //! u8 len(region)      || region                 2..=16 bytes, a valid region name
 //! u8 len(custodian)   || custodian              1..=32 bytes, a valid custodian name
 //! caller_key_hash                               32 bytes
-//! u16 len(request_id) || request_id             1..=128 bytes, shown text (below)
+//! u16 len(request_id) || request_id             1..=128 bytes of printable ASCII, shown text
 //! u16 len(purpose)    || purpose                1..=1024 bytes, shown text (below)
 //! u16 count(mailboxes)                          1..=256
 //! (u16 len(mailbox)   || mailbox) * count       each a canonical mailbox id (FORMAT.md §2.2),
@@ -278,10 +278,12 @@ impl Approval {
         if !(1..=MAX_REQUEST_ID).contains(&self.request_id.len()) {
             return Err("request_id must be 1..=128 bytes");
         }
-        if !is_shown_text(&self.request_id) {
+        if !is_shown_text(&self.request_id)
+            || !self.request_id.bytes().all(|b| (0x20..0x7f).contains(&b))
+        {
             return Err(
-                "request_id must be printable text: no control, invisible or format characters, \
-                 no line breaks, no spaces at either end",
+                "request_id must be printable ASCII (no look-alike letters from other scripts), \
+                 no spaces at either end",
             );
         }
         if !(1..=MAX_PURPOSE).contains(&self.purpose.len()) {
@@ -1279,6 +1281,9 @@ mod tests {
             }),
             ("request id with a line break", |a| {
                 a.request_id = "M-43\nM-44".into();
+            }),
+            ("request id with a Cyrillic look-alike", |a| {
+                a.request_id = "ML\u{0410}T-1".into();
             }),
             ("request id with an escape", |a| {
                 a.request_id = "M-43\u{1b}[2K".into();

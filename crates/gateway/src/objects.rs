@@ -166,7 +166,12 @@ pub struct Objects {
     routes: Routes,
     max_object_bytes: u64,
     metrics: std::sync::Arc<Metrics>,
+    /// Background layout clean-ups in flight (bounded: when all are busy, one is skipped).
+    cleanups: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// Background layout clean-ups at once.
+const CLEANUPS: usize = 16;
 
 /// An opaque entity tag from the store's: stable while the stored object is, not shaped
 /// like an MD5 (so clients do not compare it with their own digests), and derived only
@@ -207,6 +212,7 @@ impl Objects {
             routes,
             max_object_bytes,
             metrics,
+            cleanups: std::sync::Arc::new(tokio::sync::Semaphore::new(CLEANUPS)),
         }
     }
 
@@ -296,12 +302,17 @@ impl Objects {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        let Ok(permit) = self.cleanups.clone().try_acquire_owned() else {
+            tracing::debug!("layout clean-up skipped: too many in flight");
+            return;
+        };
         let this = self.clone();
         let (bucket, key, written) = (bucket.to_owned(), key.to_owned(), written.to_owned());
         handle.spawn(async move {
             if let Err(e) = this.drop_stale_layouts(&bucket, &key, &written).await {
                 tracing::warn!(error = %e, "could not remove a replaced object's layout records");
             }
+            drop(permit);
         });
     }
 

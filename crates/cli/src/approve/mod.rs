@@ -244,7 +244,8 @@ fn sign(args: &SignArgs) -> CliResult {
     if !args.yes {
         confirm_signing()?;
     }
-    let signed = sign_file(&args.file, &args.key, args.name.as_deref())?;
+    let shown = doc.approval.id()?;
+    let signed = sign_file(&args.file, &args.key, args.name.as_deref(), Some(&shown))?;
     say!(
         "{} signed approval {} ({} signature{} now)",
         signed.name,
@@ -289,9 +290,27 @@ pub(crate) struct Signed {
 }
 
 /// Adds the signature of the approver whose seed is in `key` to the approval document in
-/// `file` (replaced atomically). `name` defaults to the key file's name.
-pub(crate) fn sign_file(file: &Path, key: &Path, name: Option<&str>) -> CliResult<Signed> {
+/// `file` (replaced atomically). `name` defaults to the key file's name. With `shown`, the
+/// document must still be the approval the approver was shown (same id: every signed field
+/// the same): a file changed while the approver read it is not signed.
+pub(crate) fn sign_file(
+    file: &Path,
+    key: &Path,
+    name: Option<&str>,
+    shown: Option<&custodia_custodian::approval::ApprovalId>,
+) -> CliResult<Signed> {
     let mut doc = load(file)?;
+    if let Some(shown) = shown
+        && doc.approval.id()? != *shown
+    {
+        return Err(Failure::failed(format!(
+            "{}: the document changed after it was shown (approval {} was shown, the file now \
+             holds {}): nothing was signed; show it again",
+            file.display(),
+            shown,
+            doc.approval.id()?
+        )));
+    }
     let seed = Zeroizing::new(
         std::fs::read_to_string(key).map_err(|e| crate::failure::io_error(key, &e))?,
     );
@@ -318,4 +337,66 @@ pub(crate) fn sign_file(file: &Path, key: &Path, name: Option<&str>) -> CliResul
         id: doc.approval.id()?.to_string(),
         signatures: doc.signatures.len(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use custodia_custodian::approval::{Action, Approval, ApproverKey, SignedApproval};
+    use custodia_envelope::SystemRandomness;
+
+    use super::{sign_file, to_json};
+
+    #[test]
+    fn a_document_changed_after_it_was_shown_is_not_signed() {
+        let dir = std::env::temp_dir().join(format!(
+            "custodia-sign-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let approval = |mailbox: &str| Approval {
+            region: "ie".into(),
+            custodian: "ie-custodian".into(),
+            caller_key_hash: "ab".repeat(32),
+            request_id: "M-1".into(),
+            purpose: "a court order".into(),
+            not_before: 1,
+            not_after: 2,
+            action: Action::LawfulAccess {
+                mailboxes: vec![mailbox.into()],
+                max_uses_per_mailbox: 1,
+            },
+        };
+        let shown = approval("aoife@example.ie").id().unwrap();
+        // What the file holds by the time the approver said yes.
+        let file = dir.join("a.json");
+        let swapped = SignedApproval::new(approval("brian@example.ie"));
+        std::fs::write(&file, to_json(&swapped).unwrap()).unwrap();
+        let key = dir.join("approver.key");
+        let k = ApproverKey::generate(&mut SystemRandomness::new()).unwrap();
+        std::fs::write(&key, k.seed_hex().as_bytes()).unwrap();
+        let before = std::fs::read(&file).unwrap();
+        let err = sign_file(&file, &key, None, Some(&shown)).err().unwrap();
+        assert!(
+            err.to_string().contains("changed after it was shown"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&file).unwrap(), before, "nothing was signed");
+        // The document that was shown is signed.
+        std::fs::write(
+            &file,
+            to_json(&SignedApproval::new(approval("aoife@example.ie"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            sign_file(&file, &key, None, Some(&shown))
+                .unwrap()
+                .signatures,
+            1
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

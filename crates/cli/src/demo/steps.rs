@@ -380,6 +380,7 @@ impl Scenario<'_> {
                 &self.approval_file,
                 &self.world.index.path(&who.key),
                 Some(&who.name),
+                None,
             )
         };
         let signed = self.expect(&format!("{} to sign", first.name), sign(first))?;

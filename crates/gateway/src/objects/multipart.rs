@@ -382,7 +382,7 @@ impl Objects {
                 .map_err(|e| Error::BadRequest(format!("upload id: {e}")))?;
         }
         let lkey = layout_key(key, sizes.len());
-        let stale = self.layout_records(bucket, key).await.unwrap_or_default();
+        let stale = self.layout_records(bucket, key).await?;
         let layout = self.client.seal_in(
             &route.mailbox,
             &[(CTX_UPLOAD, upload), (CTX_PART, "layout")],
@@ -413,6 +413,16 @@ impl Objects {
         let etag = match store.complete_multipart(bucket, key, upload, &etags).await {
             Ok(etag) => etag,
             Err(e) => {
+                // An error can follow a completion the store did make (a reset after its
+                // answer): then the record is the object's, and stays.
+                let completed = matches!(
+                    self.fetch_header(bucket, key).await,
+                    Ok((crate::codec::Start::Sealed { header, .. }, _))
+                        if upload_of(&header) == Some(upload)
+                );
+                if completed {
+                    return Err(e);
+                }
                 // Nothing completed: the key still holds what it held, so its layout does too.
                 let undo = match replaced {
                     Some(old) => {
@@ -588,11 +598,81 @@ impl Objects {
                 Ok(_) | Err(Error::NotSealed) => true,
                 Err(e) => return Err(e),
             };
-            if !in_progress {
-                self.s3()?.delete(bucket, &lkey).await?;
+            if in_progress {
+                continue;
             }
+            // The key must still hold the PUT now, after the in-progress check: a completion
+            // that finished meanwhile (its metadata record gone) owns the record.
+            match self.fetch_header(bucket, key).await {
+                Ok((_, fetched)) if fetched.etag.as_deref() == Some(written) => {}
+                Ok(_) | Err(Error::NotFound) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+            self.s3()?.delete(bucket, &lkey).await?;
         }
         Ok(())
+    }
+
+    /// Removes the gateway's records in `bucket` that provably belong to nothing (before a
+    /// DeleteBucket the store refused as not empty): a layout record whose key holds no
+    /// multipart object of its upload, and an upload's metadata record whose upload the
+    /// store no longer lists (only when the store lists uploads, in one page). Anything not
+    /// provably orphaned stays. Returns how many were removed.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub(crate) async fn remove_orphaned_records(&self, bucket: &str) -> Result<usize> {
+        let store = self.s3()?;
+        let mut names = Vec::new();
+        let mut params = crate::store::s3::ListParams {
+            prefix: Some(crate::routes::RESERVED_PREFIX.to_owned()),
+            max_keys: Some(1000),
+            ..Default::default()
+        };
+        loop {
+            let page = store.list(bucket, &params, true).await?;
+            names.extend(page.objects.into_iter().filter_map(|o| o.key));
+            if !page.truncated || page.next_token.is_none() {
+                break;
+            }
+            params.token = page.next_token;
+        }
+        let live: Option<std::collections::HashSet<String>> =
+            match store.list_uploads(bucket, None).await {
+                Ok(u) if u.len() < 1000 => Some(
+                    u.into_iter()
+                        .map(|u| side_key(UPLOADS_PREFIX, bucket, &u.key, &u.upload_id))
+                        .collect(),
+                ),
+                _ => None,
+            };
+        let mut removed = 0;
+        for name in names {
+            let orphan = if let Some((key, _)) = parse_layout_key(&name) {
+                let record_upload = match self.fetch_header(bucket, &name).await {
+                    Ok((crate::codec::Start::Sealed { header, .. }, _)) => {
+                        upload_of(&header).map(str::to_owned)
+                    }
+                    _ => None,
+                };
+                match self.fetch_header(bucket, key).await {
+                    Err(Error::NotFound) => true,
+                    Ok((crate::codec::Start::Sealed { header, .. }, _)) => {
+                        record_upload.is_some() && upload_of(&header) != record_upload.as_deref()
+                    }
+                    _ => false,
+                }
+            } else if name.starts_with(UPLOADS_PREFIX) {
+                live.as_ref().is_some_and(|l| !l.contains(&name))
+            } else {
+                false
+            };
+            if orphan {
+                store.delete(bucket, &name).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// The names of `key`'s layout records (normally one).

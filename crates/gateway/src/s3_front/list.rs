@@ -246,46 +246,52 @@ pub(crate) async fn bucket_op(
     bucket: &str,
 ) -> Result<()> {
     routed(objects, bucket)?;
-    if *method == http::Method::DELETE {
-        match remove_own_records_if_empty(objects, bucket).await {
-            Err(Error::Upstream(m)) if m == "NoSuchBucket" => return Err(Error::NotFound),
-            other => other?,
+    let store = s3_store(objects)?;
+    let result = match store.bucket(method, bucket).await {
+        Err(e)
+            if *method == http::Method::DELETE
+                && e.to_string().contains("BucketNotEmpty")
+                && empty_to_clients(objects, bucket).await? =>
+        {
+            // Clients see it empty: what is left is the gateway's own records. Those that
+            // provably belong to nothing go, and the store is asked once more.
+            if objects.remove_orphaned_records(bucket).await? == 0 {
+                Err(e)
+            } else {
+                store.bucket(method, bucket).await
+            }
         }
-    }
-    match s3_store(objects)?.bucket(method, bucket).await {
+        other => other,
+    };
+    match result {
         Err(Error::Upstream(m)) if m == "NoSuchBucket" => Err(Error::NotFound),
         other => other,
     }
 }
 
-/// Before a DeleteBucket: if the bucket holds nothing but the gateway's own records under
-/// `.custodia/` (what clients see is empty), removes them, so that the store can delete the
-/// bucket (it would answer `BucketNotEmpty` for records no client can see or remove). A
-/// bucket with any other object is left as it is, and the store refuses its deletion.
-async fn remove_own_records_if_empty(objects: &Objects, bucket: &str) -> Result<()> {
+/// Whether a listing of `bucket` shows clients nothing: every object in it is under the
+/// gateway's `.custodia/` prefix.
+async fn empty_to_clients(objects: &Objects, bucket: &str) -> Result<bool> {
     let store = s3_store(objects)?;
-    let mut own = Vec::new();
     let mut params = ListParams {
         max_keys: Some(1000),
         ..Default::default()
     };
     loop {
         let page = store.list(bucket, &params, true).await?;
-        for key in page.objects.iter().filter_map(|o| o.key.as_deref()) {
-            if !key.starts_with(RESERVED_PREFIX) {
-                return Ok(());
-            }
-            own.push(key.to_owned());
+        let visible = page
+            .objects
+            .iter()
+            .filter_map(|o| o.key.as_deref())
+            .any(|k| !k.starts_with(RESERVED_PREFIX));
+        if visible {
+            return Ok(false);
         }
         if !page.truncated || page.next_token.is_none() {
-            break;
+            return Ok(true);
         }
         params.token = page.next_token;
     }
-    for key in own {
-        store.delete(bucket, &key).await?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
