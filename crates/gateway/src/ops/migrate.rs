@@ -14,7 +14,7 @@
 
 use futures_util::StreamExt;
 
-use super::replace::{Replaced, Replacer, Stop, remove_under};
+use super::replace::{Replaced, Replacer, Stop};
 use super::runner::{PerObject, Runner};
 use super::{Kind, Options, Outcome, Progress, Scope, Summary};
 use crate::codec::{self, Start};
@@ -46,26 +46,16 @@ pub async fn migrate(scope: &Scope, opts: &Options, progress: &dyn Progress) -> 
             ));
         }
     }
-    let s3 = scope.s3()?;
-    let temp_prefix = format!("{TEMP_PREFIX}{}/", runner.run_id());
-    if !opts.dry_run {
-        // Copies left by a crashed attempt of this run: their originals are either still
-        // plaintext (to be redone) or already replaced.
-        remove_under(s3, &scope.bucket, &temp_prefix).await?;
-    }
+    let replacer = Replacer::start(scope, TEMP_PREFIX, runner.run_id(), opts.dry_run).await?;
     let work = MigrateWork {
         scope,
-        s3,
-        replacer: Replacer {
-            scope,
-            s3,
-            temp_prefix: temp_prefix.clone(),
-        },
+        s3: replacer.s3(),
+        replacer,
         dry_run: opts.dry_run,
     };
     let mut summary = runner.drive(&work).await?;
     if !opts.dry_run && summary.complete {
-        remove_under(s3, &scope.bucket, &temp_prefix).await?;
+        work.replacer.finish().await?;
     }
     let left = summary.count(Kind::WouldMigrate) + summary.count(Kind::Failed);
     let legacy = scope.objects.routes().legacy_routes(&scope.bucket);

@@ -49,13 +49,60 @@ pub(crate) enum Replaced {
 
 /// Replaces objects of one bucket, keeping its temporary copies under `temp_prefix`.
 pub(crate) struct Replacer<'a> {
-    pub(crate) scope: &'a Scope,
-    pub(crate) s3: &'a S3Store,
+    scope: &'a Scope,
+    s3: &'a S3Store,
     /// Under [`RESERVED_PREFIX`], one per run.
-    pub(crate) temp_prefix: String,
+    temp_prefix: String,
 }
 
-impl Replacer<'_> {
+impl<'a> Replacer<'a> {
+    /// The replacer of a run whose temporary copies live under `{base}{run_id}/` (`base`
+    /// under [`RESERVED_PREFIX`]). Unless `dry_run`, copies left by a crashed attempt of the
+    /// same run are removed first: their originals are either untouched (to be redone) or
+    /// already replaced.
+    ///
+    /// # Errors
+    /// [`Error::NotImplemented`] for a WebDAV store; store errors.
+    pub(crate) async fn start(
+        scope: &'a Scope,
+        base: &str,
+        run_id: &str,
+        dry_run: bool,
+    ) -> Result<Self> {
+        let s3 = scope.s3()?;
+        let temp_prefix = format!("{base}{run_id}/");
+        debug_assert!(temp_prefix.starts_with(RESERVED_PREFIX));
+        if !dry_run {
+            remove_under(s3, &scope.bucket, &temp_prefix).await?;
+        }
+        Ok(Self {
+            scope,
+            s3,
+            temp_prefix,
+        })
+    }
+
+    /// The store.
+    pub(crate) fn s3(&self) -> &'a S3Store {
+        self.s3
+    }
+
+    /// Refuses a store that ignores `If-Match` (see [`probe_conditional_writes`]).
+    ///
+    /// # Errors
+    /// As [`probe_conditional_writes`].
+    pub(crate) async fn require_conditional_writes(&self) -> Result<()> {
+        probe_conditional_writes(self.s3, &self.scope.bucket, &self.temp_prefix).await
+    }
+
+    /// After a run that walked the whole bucket: removes what is left of its copies.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub(crate) async fn finish(&self) -> Result<()> {
+        remove_under(self.s3, &self.scope.bucket, &self.temp_prefix).await
+    }
+
     fn temp_key(&self, key: &str) -> String {
         let d = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
         format!("{}{}", self.temp_prefix, hex::encode(&d.as_ref()[..20]))
@@ -254,7 +301,7 @@ impl Replacer<'_> {
 }
 
 /// Deletes every object under `prefix` (the caller's own temporary objects).
-pub(crate) async fn remove_under(s3: &S3Store, bucket: &str, prefix: &str) -> Result<()> {
+async fn remove_under(s3: &S3Store, bucket: &str, prefix: &str) -> Result<()> {
     debug_assert!(prefix.starts_with(RESERVED_PREFIX));
     let mut token = None;
     loop {
@@ -283,11 +330,7 @@ pub(crate) async fn remove_under(s3: &S3Store, bucket: &str, prefix: &str) -> Re
 ///
 /// # Errors
 /// [`Error::Upstream`] if the store ignores `If-Match`; store errors.
-pub(crate) async fn require_conditional_writes(
-    s3: &S3Store,
-    bucket: &str,
-    prefix: &str,
-) -> Result<()> {
+async fn probe_conditional_writes(s3: &S3Store, bucket: &str, prefix: &str) -> Result<()> {
     debug_assert!(prefix.starts_with(RESERVED_PREFIX));
     let probe = format!("{prefix}if-match-probe");
     let body: BodyStream =

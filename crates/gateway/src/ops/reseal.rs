@@ -38,13 +38,12 @@ use std::collections::BTreeSet;
 
 use custodia_envelope::Region;
 
-use super::replace::{Replaced, Replacer, Stop, remove_under, require_conditional_writes};
+use super::replace::{Replaced, Replacer, Stop};
 use super::runner::{PerObject, Runner};
 use super::verify::{Inspected, Placement, inspect, placement, versions};
 use super::{Kind, Options, Outcome, Progress, Scope, Summary};
 use crate::error::{Error, Result};
 use crate::objects::{opaque_etag, upload_of};
-use crate::routes::RESERVED_PREFIX;
 
 /// Where reseals keep their temporary sealed copies.
 pub const TEMP_PREFIX: &str = ".custodia/reseal/";
@@ -103,28 +102,19 @@ pub async fn reseal(
             .await
             .map_err(|e| Error::CustodianUnavailable(e.to_string()))?;
     }
-    let s3 = scope.s3()?;
-    let temp_prefix = format!("{TEMP_PREFIX}{}/", runner.run_id());
-    debug_assert!(temp_prefix.starts_with(RESERVED_PREFIX));
+    let replacer = Replacer::start(scope, TEMP_PREFIX, runner.run_id(), opts.dry_run).await?;
     if !opts.dry_run {
-        // Copies left by a crashed attempt of this run: their originals are either still
-        // misplaced (to be redone) or already replaced.
-        remove_under(s3, &scope.bucket, &temp_prefix).await?;
-        require_conditional_writes(s3, &scope.bucket, &temp_prefix).await?;
+        replacer.require_conditional_writes().await?;
     }
     let work = ResealWork {
         scope,
         target,
-        replacer: Replacer {
-            scope,
-            s3,
-            temp_prefix: temp_prefix.clone(),
-        },
+        replacer,
         dry_run: opts.dry_run,
     };
     let mut summary = runner.drive(&work).await?;
     if !opts.dry_run && summary.complete {
-        remove_under(s3, &scope.bucket, &temp_prefix).await?;
+        work.replacer.finish().await?;
     }
     let left = summary.count(Kind::WrongRegion);
     if left > 0 {
