@@ -409,12 +409,15 @@ impl CustodianProc {
         self.dir.join("data").join("audit")
     }
 
-    /// Every audit entry so far, public fields joined with the restricted details.
+    /// Every decision on a caller's request so far, public fields joined with the
+    /// restricted details (the `policy` entries of starts and reloads are in
+    /// [`Self::policies`]).
     #[must_use]
     pub fn log(&self) -> Vec<LogRow> {
         custodia_custodian::audit_store::AuditStore::read_joined(&self.audit_dir())
             .unwrap()
             .into_iter()
+            .filter(|(p, _)| p.operation != "policy")
             .map(|(p, d)| LogRow {
                 operation: p.operation,
                 caller_region: p.caller_region,
@@ -424,6 +427,26 @@ impl CustodianProc {
                 mailbox: d.mailbox,
                 object_id: d.object_id,
             })
+            .collect()
+    }
+}
+
+impl CustodianProc {
+    /// The `policy` entries so far: (seq, reason, public hash, the policy in the detail).
+    #[must_use]
+    pub fn policies(
+        &self,
+    ) -> Vec<(
+        u64,
+        String,
+        String,
+        custodia_custodian::audit::policy::PolicyDoc,
+    )> {
+        custodia_custodian::audit_store::AuditStore::read_joined(&self.audit_dir())
+            .unwrap()
+            .into_iter()
+            .filter(|(p, _)| p.operation == "policy")
+            .map(|(p, d)| (p.seq, p.reason, p.policy_hash.unwrap(), d.policy.unwrap()))
             .collect()
     }
 }

@@ -208,7 +208,10 @@ fn keys_init_writes_a_two_region_setup_that_serves_only_with_dev() {
     let _ie = serve(&k, "ie", 0);
     let out = run(dir, &["audit", "verify", "--keys", "k", "--region", "ie"]);
     let t = expect(&out, 0);
-    assert!(t.contains("verified (0 entries)"), "{t}");
+    // The policy it started under is the log's first entry.
+    assert!(t.contains("verified (1 entries)"), "{t}");
+    assert!(t.contains("first policy at entry 0"), "{t}");
+    assert!(t.contains("approvals: 2 of 3"), "{t}");
 
     // Bad input.
     let again = run(dir, &["keys", "init", "--regions", "ie,us", "--out", "k"]);
@@ -713,14 +716,20 @@ fn audit_verify_passes_on_a_real_log_fails_on_a_tampered_one_and_report_prints()
         run(dir, &args)
     };
     let t = expect(&verify(&["--save-checkpoint", "cp1.txt"]), 0);
-    assert!(t.contains("verified (3 entries)"), "{t}");
-    assert!(t.contains("every mailbox commitment matches"), "{t}");
+    // The start's policy entry and three decisions.
+    assert!(t.contains("verified (4 entries)"), "{t}");
+    assert!(
+        t.contains("every mailbox commitment, use tag and policy hash matches"),
+        "{t}"
+    );
+    assert!(t.contains("first policy at entry 0"), "{t}");
     let t = expect(
         &run(dir, &["audit", "show", "--keys", "keys", "--region", "ie"]),
         0,
     );
     assert!(t.contains("in_region"), "{t}");
-    assert!(t.contains("3 entries"), "{t}");
+    assert!(t.contains("4 entries"), "{t}");
+    assert!(t.contains("policy "), "{t}");
     assert!(
         !t.contains("aoife@example.ie"),
         "no mailbox ids without --details: {t}"
@@ -742,9 +751,11 @@ fn audit_verify_passes_on_a_real_log_fails_on_a_tampered_one_and_report_prints()
     );
     assert!(t.contains("unwrap"), "{t}");
     assert!(t.contains("1-9"), "{t}");
+    assert!(t.contains("policy changes in the period: 1"), "{t}");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
-    assert_eq!(json["log_size"], 3);
+    assert_eq!(json["log_size"], 4);
+    assert_eq!(json["policy_changes"][0]["reason"], "start");
     let svg = std::fs::read_to_string(dir.join("r.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("<rect") && svg.trim_end().ends_with("</svg>"));
     let t = expect(

@@ -6,10 +6,9 @@ use std::sync::Arc;
 use custodia_custodian::config::{Config, KekSource};
 use custodia_custodian::kek::{KeyEncryptionKey, LocalKek};
 use custodia_custodian::keystore::Keystore;
+use custodia_custodian::policy_tls::PolicyTls;
 use custodia_custodian::service::{Custodian, DataPaths, unix_now};
-use custodia_custodian::tls::{
-    ClientCa, RegionVerifier, load_certs, load_crls, load_key, server_config,
-};
+use custodia_custodian::tls::{load_certs, load_key};
 use custodia_custodian::{Error, Result, server};
 use custodia_envelope::SystemRandomness;
 
@@ -83,29 +82,16 @@ fn hex_string(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Serves until SIGINT/SIGTERM. Prints `listening on ADDR` on stdout once ready.
+/// Serves until SIGINT/SIGTERM; on SIGHUP re-reads the config and reloads the policy
+/// (approvers and M, client CAs and CRLs, callers), which goes on the audit log before it
+/// takes effect. Prints `listening on ADDR` on stdout once ready.
 pub(crate) fn serve(config_path: &Path, dev: bool) -> Result<()> {
     let config = Config::load(config_path)?;
-    let mut cas = Vec::new();
-    for ca in &config.client_cas {
-        let mut crls = Vec::new();
-        for p in &ca.crls {
-            crls.extend(load_crls(p)?);
-        }
-        cas.push(ClientCa {
-            region: ca.region.clone(),
-            roots: load_certs(&ca.cert)?,
-            crls,
-        });
-    }
-    let verifier = RegionVerifier::new(cas)?;
-    let tls = server_config(
-        load_certs(&config.tls_cert)?,
-        load_key(&config.tls_key)?,
-        verifier.clone(),
-    )?;
+    let chain = load_certs(&config.tls_cert)?;
+    let key = load_key(&config.tls_key)?;
     let listen = config.listen;
     let custodian = Arc::new(Custodian::open(config, dev)?);
+    let tls = Arc::new(PolicyTls::new(chain, key, &custodian)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -117,10 +103,62 @@ pub(crate) fn serve(config_path: &Path, dev: bool) -> Result<()> {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("listener", e))?;
+        reload_on_hangup(custodian.clone(), config_path.to_owned());
         println!("listening on {addr}");
         tracing::info!(%addr, "custodian serving");
-        server::serve(custodian, listener, tls, verifier, shutdown_signal()).await
+        server::serve(custodian, listener, tls, shutdown_signal()).await
     })
+}
+
+/// On every SIGHUP: re-reads `path` and reloads the policy ([`Custodian::reload`]). A config
+/// that does not load, or a policy that cannot be logged, leaves the policy in force as it
+/// was; either way the outcome is logged.
+fn reload_on_hangup(custodian: Arc<Custodian>, path: std::path::PathBuf) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot handle SIGHUP: policy reload disabled");
+                return;
+            }
+        };
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                let c = custodian.clone();
+                let p = path.clone();
+                let outcome = tokio::task::spawn_blocking(move || {
+                    Config::load(&p).and_then(|config| c.reload(&config))
+                })
+                .await;
+                match outcome {
+                    Ok(Ok(r)) => {
+                        tracing::warn!(
+                            policy = %r.hash,
+                            changed = r.changed,
+                            "policy reloaded and logged"
+                        );
+                        if !r.needs_restart.is_empty() {
+                            tracing::warn!(
+                                settings = ?r.needs_restart,
+                                "changed settings outside the policy take effect only on restart"
+                            );
+                        }
+                    }
+                    Ok(Err(e)) => tracing::error!(
+                        error = %e,
+                        "policy reload refused: the policy in force is unchanged"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "policy reload failed"),
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (custodian, path);
+    }
 }
 
 async fn shutdown_signal() {

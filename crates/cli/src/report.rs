@@ -210,8 +210,24 @@ fn print(report: &Report, title: &str, status: &str) {
         &rows,
     );
     say!(
-        "distinct mailboxes: {}; with an approval: {} (counts 1-9 are banded)",
-        crate::out::escape(&report.distinct_mailboxes.0),
-        crate::out::escape(&report.distinct_mailboxes_with_approval.0)
+        "(approval, mailbox) pairs released under an approval: {} (counts 1-9 are banded)",
+        crate::out::escape(&report.approval_mailbox_pairs.0)
     );
+    if report.policy_changes.is_empty() {
+        say!("policy changes in the period: none");
+    } else {
+        say!(
+            "policy changes in the period: {}",
+            report.policy_changes.len()
+        );
+        for c in &report.policy_changes {
+            say!(
+                "  entry {} at {} ({}): policy {}",
+                c.seq,
+                crate::timefmt::utc(c.time),
+                crate::out::escape(&c.reason),
+                crate::out::escape(&c.policy_hash)
+            );
+        }
+    }
 }

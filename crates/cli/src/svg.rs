@@ -100,10 +100,10 @@ pub(crate) fn chart(report: &Report, title: &str) -> String {
     }
     let _ = write!(
         out,
-        "<text x=\"12\" y=\"{}\" fill=\"#555\">distinct mailboxes: {}; with an approval: {}</text>\n</svg>\n",
+        "<text x=\"12\" y=\"{}\" fill=\"#555\">(approval, mailbox) pairs released: {}; policy changes: {}</text>\n</svg>\n",
         height - 18,
-        esc(&report.distinct_mailboxes.0),
-        esc(&report.distinct_mailboxes_with_approval.0)
+        esc(&report.approval_mailbox_pairs.0),
+        report.policy_changes.len()
     );
     out
 }

@@ -16,15 +16,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::audit::checkpoint::sign_checkpoint;
-use crate::audit::entry::{DetailEntry, PublicEntry, mailbox_commitment};
+use crate::audit::entry::{DetailEntry, PublicEntry, SALT_LEN, salted_mailbox_commitment, use_tag};
+use crate::audit::policy::PolicyDoc;
 use crate::audit::records::Records;
 use crate::audit::report::{Period, Report, Tally};
 use crate::audit::tree::{Hash, MerkleTree};
-use crate::decision_log::{Decision, DecisionLog};
+use crate::decision_log::{Decision, DecisionLog, Outcome};
 use crate::keystore::ManifestSigner;
 use crate::{Error, Result};
 
@@ -185,22 +187,33 @@ impl AuditStore {
             .map_err(|_| Error::LogUnavailable("audit log lock poisoned".into()))
     }
 
-    /// The public commitment to `mailbox` (keyed HMAC, as in the entries).
+    /// The use tag of `mailbox` under approval `approval_id` (keyed HMAC, as published on
+    /// the allowed entries under the approval).
     #[must_use]
-    pub fn commitment(&self, mailbox: &str) -> String {
-        mailbox_commitment(&self.commitment_key, mailbox)
+    pub fn use_tag(&self, approval_id: &str, mailbox: &str) -> String {
+        use_tag(&self.commitment_key, approval_id, mailbox)
     }
 
-    /// Every public entry, parsed (to rebuild state at start).
+    /// Every public entry, parsed, for rebuilding approval use counts at start: an allowed
+    /// entry under an approval written before use tags existed gets the tag its mailbox
+    /// would have had (computed from its detail), so that uses on both sides of the upgrade
+    /// count together.
     ///
     /// # Errors
-    /// [`Error::Protocol`] if a stored entry does not parse.
-    pub fn public_entries(&self) -> Result<Vec<PublicEntry>> {
-        let snapshot = self.lock()?.records.snapshot();
-        snapshot
-            .iter_from(0)
-            .map(PublicEntry::from_record)
-            .collect()
+    /// [`Error::Io`]; [`Error::Protocol`] if a stored entry does not parse.
+    pub fn entries_with_use_tags(&self) -> Result<Vec<PublicEntry>> {
+        let _appends = self.lock()?;
+        Ok(Self::read_joined(&self.dir)?
+            .into_iter()
+            .map(|(mut p, d)| {
+                if let (None, Outcome::Allow, Some(id), Some(m)) =
+                    (&p.use_tag, p.outcome, &p.approval_id, &d.mailbox)
+                {
+                    p.use_tag = Some(use_tag(&self.commitment_key, id, m));
+                }
+                p
+            })
+            .collect())
     }
 
     /// The checkpoint origin (`custodia/<region>/<custodian>`).
@@ -221,8 +234,19 @@ impl AuditStore {
         let mut publics = Vec::with_capacity(batch.len());
         let mut ebuf = Vec::with_capacity(batch.len() * 256);
         let mut dbuf = Vec::with_capacity(batch.len() * 128);
+        let rng = SystemRandom::new();
         for (i, d) in batch.iter_mut().enumerate() {
             d.seq = first + i as u64;
+            // A fresh salt per entry: commitments of one mailbox do not repeat.
+            let salt = match &d.mailbox {
+                Some(_) => {
+                    let mut salt = [0u8; SALT_LEN];
+                    rng.fill(&mut salt)
+                        .map_err(|_| Error::LogUnavailable("no randomness for a salt".into()))?;
+                    Some(salt)
+                }
+                None => None,
+            };
             let public = PublicEntry {
                 seq: d.seq,
                 batch: first,
@@ -237,7 +261,15 @@ impl AuditStore {
                 mailbox_commitment: d
                     .mailbox
                     .as_deref()
-                    .map(|m| mailbox_commitment(&self.commitment_key, m)),
+                    .zip(salt.as_ref())
+                    .map(|(m, salt)| salted_mailbox_commitment(&self.commitment_key, salt, m)),
+                use_tag: match (d.outcome, &d.approval_id, &d.mailbox) {
+                    (Outcome::Allow, Some(id), Some(m)) => {
+                        Some(use_tag(&self.commitment_key, id, m))
+                    }
+                    _ => None,
+                },
+                policy_hash: d.policy.as_ref().map(PolicyDoc::hash),
                 flags: d.flags.clone(),
             };
             let record = public.record();
@@ -248,6 +280,8 @@ impl AuditStore {
                 mailbox: d.mailbox.clone(),
                 object_id: d.object_id.clone(),
                 caller_key_hash: d.caller_key_hash.clone(),
+                salt: salt.map(hex::encode),
+                policy: d.policy.clone(),
             };
             serde_json::to_writer(&mut dbuf, &detail)
                 .map_err(|e| Error::LogUnavailable(e.to_string()))?;

@@ -119,6 +119,8 @@ struct RawLimits {
     per_mailbox_per_minute: u32,
     per_mailbox_burst: u32,
     bulk_mailboxes_per_minute: u32,
+    out_of_region_denials_per_minute: u32,
+    out_of_region_denial_burst: u32,
     request_timeout_secs: u64,
     max_connections: usize,
     max_handshakes: usize,
@@ -138,6 +140,8 @@ impl Default for RawLimits {
             per_mailbox_per_minute: rl.per_mailbox_per_minute,
             per_mailbox_burst: rl.per_mailbox_burst,
             bulk_mailboxes_per_minute: rl.bulk_mailboxes_per_minute,
+            out_of_region_denials_per_minute: rl.out_of_region_denials_per_minute,
+            out_of_region_denial_burst: rl.out_of_region_denial_burst,
             request_timeout_secs: 30,
             max_connections: cl.max_connections,
             max_handshakes: cl.max_handshakes,
@@ -199,7 +203,7 @@ const MAX_CAP: usize = 1_000_000;
 const MAX_TIMEOUT_SECS: u64 = 3600;
 
 /// Request and rate limits.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     /// Largest request body.
     pub max_body_bytes: usize,
@@ -414,6 +418,12 @@ impl Config {
         if l.max_batch == 0 || l.max_batch > crate::api::MAX_BATCH {
             return Err(Error::config("limits.max_batch", "1..=1024"));
         }
+        if l.out_of_region_denial_burst == 0 {
+            return Err(Error::config(
+                "limits.out_of_region_denial_burst",
+                "at least 1 (a caller needs room for one denial)",
+            ));
+        }
         if l.max_body_bytes < 1024 {
             return Err(Error::config("limits.max_body_bytes", "at least 1024"));
         }
@@ -461,6 +471,8 @@ impl Config {
                     per_mailbox_per_minute: l.per_mailbox_per_minute,
                     per_mailbox_burst: l.per_mailbox_burst,
                     bulk_mailboxes_per_minute: l.bulk_mailboxes_per_minute,
+                    out_of_region_denials_per_minute: l.out_of_region_denials_per_minute,
+                    out_of_region_denial_burst: l.out_of_region_denial_burst,
                 },
                 request_timeout_secs: l.request_timeout_secs.clamp(1, MAX_TIMEOUT_SECS),
                 connections: ConnectionLimits {

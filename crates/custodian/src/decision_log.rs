@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
+use crate::audit::policy::PolicyDoc;
 use crate::audit_store::AuditReceipt;
 
 /// Allowed or denied.
@@ -28,7 +29,7 @@ impl Outcome {
 }
 
 /// One decision, with everything an auditor needs. The log splits it into a public entry
-/// (the mailbox only as a keyed commitment) and restricted details.
+/// (the mailbox only as a keyed, salted commitment) and restricted details.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     /// Sequence number in the log (assigned on append).
@@ -57,6 +58,9 @@ pub struct Decision {
     pub reason: String,
     /// Flags raised, e.g. `bulk`.
     pub flags: Vec<String>,
+    /// On a `policy` decision: the policy taking effect (restricted; public only as its
+    /// hash).
+    pub policy: Option<PolicyDoc>,
 }
 
 /// Where decisions go. An implementation returns only once the batch is durable.

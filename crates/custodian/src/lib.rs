@@ -25,6 +25,8 @@ pub mod kek;
 pub mod keystore;
 pub mod manifest;
 pub mod metrics;
+pub mod policy;
+pub mod policy_tls;
 pub mod ratelimit;
 pub mod server;
 pub mod service;

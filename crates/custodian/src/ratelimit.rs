@@ -1,8 +1,15 @@
-//! Per-caller, per-mailbox rate limits (token buckets) and bulk-read flagging.
+//! Per-caller, per-mailbox rate limits (token buckets), bulk-read flagging, and per-caller
+//! limits on out-of-region denials.
 //!
 //! An in-region caller may unwrap without an approval, so a quiet bulk export through an
 //! in-region gateway is slowed by the buckets and made visible by the `bulk` flag (raised when
 //! one caller touches more distinct mailboxes within a minute than the configured threshold).
+//!
+//! An out-of-region caller gets nothing without an approval, but each item it sends is a
+//! decision on the log: a caller whose out-of-region items keep being denied (probing
+//! candidate mailboxes, approvals or stanzas) empties its denial bucket, and then every
+//! out-of-region item it sends is denied `rate_limited`, approved or not, until the bucket
+//! refills.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -16,6 +23,10 @@ pub struct RateLimits {
     pub per_mailbox_burst: u32,
     /// Distinct mailboxes per caller per minute above which reads are flagged `bulk`.
     pub bulk_mailboxes_per_minute: u32,
+    /// Sustained out-of-region denials per minute per caller.
+    pub out_of_region_denials_per_minute: u32,
+    /// Burst of out-of-region denials per caller.
+    pub out_of_region_denial_burst: u32,
 }
 
 impl Default for RateLimits {
@@ -24,6 +35,8 @@ impl Default for RateLimits {
             per_mailbox_per_minute: 6000,
             per_mailbox_burst: 2000,
             bulk_mailboxes_per_minute: 500,
+            out_of_region_denials_per_minute: 120,
+            out_of_region_denial_burst: 2048,
         }
     }
 }
@@ -33,6 +46,17 @@ struct Bucket {
     tokens: f64,
     at: f64,
 }
+
+impl Bucket {
+    /// Refills at `rate` per second up to `burst`, as of `now`.
+    fn refill(&mut self, now: f64, rate: f64, burst: f64) {
+        self.tokens = (self.tokens + (now - self.at).max(0.0) * rate).min(burst);
+        self.at = now;
+    }
+}
+
+/// Most buckets of one kind kept before full ones are forgotten.
+const MAX_BUCKETS: usize = 100_000;
 
 #[derive(Debug, Default)]
 struct Window {
@@ -44,6 +68,7 @@ struct Window {
 struct State {
     buckets: HashMap<([u8; 32], String), Bucket>,
     windows: HashMap<[u8; 32], Window>,
+    denials: HashMap<[u8; 32], Bucket>,
 }
 
 /// The limiter. Time is passed in (seconds, fractional) so tests control it.
@@ -82,7 +107,7 @@ impl RateLimiter {
         };
         let rate = f64::from(self.limits.per_mailbox_per_minute) / 60.0;
         let burst = f64::from(self.limits.per_mailbox_burst.max(1));
-        if st.buckets.len() > 100_000 {
+        if st.buckets.len() > MAX_BUCKETS {
             // Forget full buckets: they are indistinguishable from new ones.
             st.buckets
                 .retain(|_, b| b.tokens + (now - b.at) * rate < burst);
@@ -94,8 +119,7 @@ impl RateLimiter {
                 tokens: burst,
                 at: now,
             });
-        b.tokens = (b.tokens + (now - b.at).max(0.0) * rate).min(burst);
-        b.at = now;
+        b.refill(now, rate, burst);
         let allowed = b.tokens >= 1.0;
         if allowed {
             b.tokens -= 1.0;
@@ -121,6 +145,47 @@ impl RateLimiter {
         let bulk = w.mailboxes.len() > self.limits.bulk_mailboxes_per_minute as usize;
         Admission { allowed, bulk }
     }
+
+    fn denial_rates(&self) -> (f64, f64) {
+        (
+            f64::from(self.limits.out_of_region_denials_per_minute) / 60.0,
+            f64::from(self.limits.out_of_region_denial_burst.max(1)),
+        )
+    }
+
+    /// Whether `caller` may have an out-of-region item decided at `now`: false while its
+    /// out-of-region denials have emptied its bucket.
+    pub fn out_of_region_open(&self, caller: &[u8; 32], now: f64) -> bool {
+        let Ok(mut st) = self.state.lock() else {
+            return false;
+        };
+        let (rate, burst) = self.denial_rates();
+        match st.denials.get_mut(caller) {
+            None => true,
+            Some(b) => {
+                b.refill(now, rate, burst);
+                b.tokens >= 1.0
+            }
+        }
+    }
+
+    /// Charges `caller` one out-of-region denial at `now`.
+    pub fn charge_denial(&self, caller: &[u8; 32], now: f64) {
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        let (rate, burst) = self.denial_rates();
+        if st.denials.len() > MAX_BUCKETS {
+            st.denials
+                .retain(|_, b| b.tokens + (now - b.at) * rate < burst);
+        }
+        let b = st.denials.entry(*caller).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
+        b.refill(now, rate, burst);
+        b.tokens = (b.tokens - 1.0).max(0.0);
+    }
 }
 
 #[cfg(test)]
@@ -133,6 +198,7 @@ mod tests {
             per_mailbox_per_minute: 60,
             per_mailbox_burst: 3,
             bulk_mailboxes_per_minute: 100,
+            ..RateLimits::default()
         });
         let c = [1; 32];
         for _ in 0..3 {
@@ -150,6 +216,7 @@ mod tests {
             per_mailbox_per_minute: 60,
             per_mailbox_burst: 3,
             bulk_mailboxes_per_minute: 5,
+            ..RateLimits::default()
         });
         let c = [1; 32];
         let flags: Vec<bool> = (0..7)
@@ -157,5 +224,30 @@ mod tests {
             .collect();
         assert_eq!(flags, [false, false, false, false, false, true, true]);
         assert!(!rl.admit(&c, "m0", 180.0).bulk, "new minute");
+    }
+
+    #[test]
+    fn out_of_region_denials_close_the_caller_until_they_refill() {
+        let rl = RateLimiter::new(RateLimits {
+            out_of_region_denials_per_minute: 60,
+            out_of_region_denial_burst: 3,
+            ..RateLimits::default()
+        });
+        let (c, other) = ([1; 32], [2; 32]);
+        for _ in 0..3 {
+            assert!(rl.out_of_region_open(&c, 100.0));
+            rl.charge_denial(&c, 100.0);
+        }
+        assert!(!rl.out_of_region_open(&c, 100.0));
+        assert!(!rl.out_of_region_open(&c, 100.5));
+        assert!(rl.out_of_region_open(&other, 100.0), "per caller");
+        assert!(rl.out_of_region_open(&c, 101.0), "refills at 1/s");
+        rl.charge_denial(&c, 101.0);
+        assert!(!rl.out_of_region_open(&c, 101.0));
+        // Denials while closed keep it closed (no debt below zero, no overflow).
+        for _ in 0..10 {
+            rl.charge_denial(&c, 101.0);
+        }
+        assert!(rl.out_of_region_open(&c, 102.0));
     }
 }

@@ -15,12 +15,11 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use rustls_pki_types::UnixTime;
+use rustls_pki_types::{CertificateDer, UnixTime};
 use serde::Serialize;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
 
 use crate::admission::{Activity, Admission, Refused};
 use crate::api::{
@@ -30,8 +29,8 @@ use crate::api::{
 use crate::approval::Revocation;
 use crate::audit::report::Period;
 use crate::config::Role;
+use crate::policy_tls::{ConnectionCaller, PolicyTls};
 use crate::service::{Caller, Custodian, unix_now};
-use crate::tls::RegionVerifier;
 use crate::{Error, Result};
 
 type Body = Full<Bytes>;
@@ -482,6 +481,21 @@ fn too_many_connections(reason: Refused) -> Vec<u8> {
     out
 }
 
+/// The answer to a request on a connection whose certificate the policy in force (reloaded
+/// since the connection was opened) no longer accepts; the connection is then closed.
+fn certificate_refused() -> Response<Body> {
+    let mut r = error(
+        StatusCode::FORBIDDEN,
+        "certificate_refused",
+        "the custodian's policy changed and no longer accepts this certificate as it did",
+    );
+    r.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
+    r
+}
+
 /// How long writing the refusal may take before the connection is just dropped.
 const REFUSAL_WRITE: Duration = Duration::from_millis(200);
 
@@ -497,12 +511,10 @@ const REFUSAL_WRITE: Duration = Duration::from_millis(200);
 pub async fn serve(
     custodian: Arc<Custodian>,
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    verifier: Arc<RegionVerifier>,
+    tls: Arc<PolicyTls>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     survive_file_size_limit();
-    let acceptor = TlsAcceptor::from(tls);
     let admission = Admission::new(custodian.config().limits.connections);
     let reads = Arc::new(ReadLimits::default());
     custodian.metrics.set_connection_gauge(admission.clone());
@@ -530,9 +542,15 @@ pub async fn serve(
         // Responses are written whole: do not let Nagle hold their tail back for the peer's
         // delayed ACK (measured: 40 ms stalls on large batches).
         let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
+        // The client CAs and CRLs of the policy in force (rebuilt after a reload).
+        let (acceptor, verifier) = match tls.current(&custodian) {
+            Ok(current) => current,
+            Err(e) => {
+                tracing::error!(error = %e, "no TLS configuration for the policy in force");
+                continue;
+            }
+        };
         let custodian = custodian.clone();
-        let verifier = verifier.clone();
         let admission = admission.clone();
         let reads = reads.clone();
         tokio::spawn(async move {
@@ -555,13 +573,14 @@ pub async fn serve(
                 }
             };
             drop(handshake);
-            let identity = match stream
+            let generation = custodian.policy_now().map_or(u64::MAX, |(g, _)| g);
+            let chain: Vec<CertificateDer<'static>> = stream
                 .get_ref()
                 .1
                 .peer_certificates()
-                .ok_or_else(|| Error::Tls("no client certificate".into()))
-                .and_then(|chain| verifier.identify(chain, UnixTime::now()))
-            {
+                .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+                .unwrap_or_default();
+            let identity = match verifier.identify(&chain, UnixTime::now()) {
                 Ok(id) => id,
                 Err(e) => {
                     tracing::info!(%peer, error = %e, "caller not identified");
@@ -589,8 +608,12 @@ pub async fn serve(
                     return;
                 }
             };
-            let caller = Arc::new(custodian.caller(identity));
-            tracing::debug!(%peer, region = %caller.identity.region, name = ?caller.identity.name, "caller connected");
+            tracing::debug!(%peer, region = %identity.region, name = ?identity.name, "caller connected");
+            let caller = Arc::new(ConnectionCaller::new(
+                chain,
+                generation,
+                custodian.caller(identity),
+            ));
             let activity = Arc::new(Activity::default());
             let watched = activity.clone();
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -604,18 +627,24 @@ pub async fn serve(
                     let route = route_name(req.method(), req.uri().path());
                     let timeout =
                         Duration::from_secs(custodian.config().limits.request_timeout_secs);
-                    let resp = tokio::time::timeout(
-                        timeout,
-                        handle(custodian.clone(), caller, reads, req),
-                    )
-                    .await
-                    .unwrap_or_else(|_| {
-                        error(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "timeout",
-                            "request timed out",
+                    let resp = match caller.get(&custodian) {
+                        Ok(caller) => tokio::time::timeout(
+                            timeout,
+                            handle(custodian.clone(), caller, reads, req),
                         )
-                    });
+                        .await
+                        .unwrap_or_else(|_| {
+                            error(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "timeout",
+                                "request timed out",
+                            )
+                        }),
+                        Err(e) => {
+                            tracing::info!(error = %e, "caller refused by the reloaded policy");
+                            certificate_refused()
+                        }
+                    };
                     custodian.metrics.request(
                         route,
                         resp.status().as_u16(),

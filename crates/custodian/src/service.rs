@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use custodia_envelope::{
     Context, KeyVersion, ObjectId, ReplySealer, Share, Stanza, SystemRandomness, rewrap_stanza,
@@ -14,9 +14,7 @@ use crate::api::{
     Denial, RewrapRequest, RewrapResponse, RewrapResult, StanzaItem, UnwrapRequest, UnwrapResponse,
     UnwrapResult, reply_aad, reply_info,
 };
-use crate::approval::{
-    Action, Approver, ApproverSet, Expected, Revocation, SignedApproval, VerifiedApproval,
-};
+use crate::approval::{Action, Expected, Revocation, SignedApproval, VerifiedApproval};
 use crate::audit::checkpoint::origin;
 use crate::audit::entry::PublicEntry;
 use crate::audit_store::{AuditReceipt, AuditStore};
@@ -26,6 +24,7 @@ use crate::kek::LocalKek;
 use crate::keystore::{KeyStatus, Keystore};
 use crate::manifest::SignedManifest;
 use crate::metrics::Metrics;
+use crate::policy::Policy;
 use crate::ratelimit::RateLimiter;
 use crate::tls::CallerIdentity;
 use crate::{Error, Result};
@@ -100,7 +99,8 @@ pub struct Custodian {
     keystore: RwLock<Keystore>,
     kek: Mutex<LocalKek>,
     manifest: RwLock<SignedManifest>,
-    approvers: Option<ApproverSet>,
+    /// The policy in force and its generation (bumped by every reload that took effect).
+    policy: RwLock<(u64, Arc<Policy>)>,
     approvals_used: Mutex<ApprovalUses>,
     /// Held for the life of the service: the data directory's exclusive lock.
     _lock: std::fs::File,
@@ -118,6 +118,17 @@ impl core::fmt::Debug for Custodian {
             self.config.region, self.config.custodian
         )
     }
+}
+
+/// What a reload did ([`Custodian::reload`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// The hash of the policy now in force.
+    pub hash: String,
+    /// Whether it differs from the policy before.
+    pub changed: bool,
+    /// Changed settings that only a restart applies.
+    pub needs_restart: Vec<&'static str>,
 }
 
 struct ItemDecision {
@@ -170,21 +181,7 @@ impl Custodian {
         }
         let mut keystore = keystore;
         let manifest = keystore.sign_manifest(&kek, unix_now(), config.manifest_validity_secs)?;
-        let approvers = if config.approvers.is_empty() {
-            None
-        } else {
-            Some(ApproverSet::new(
-                config
-                    .approvers
-                    .iter()
-                    .map(|a| Approver {
-                        name: a.name.clone(),
-                        public_key: a.public_key,
-                    })
-                    .collect(),
-                config.approval_threshold,
-            )?)
-        };
+        let policy = Arc::new(Policy::load(&config)?);
         let limiter = RateLimiter::new(config.limits.rate);
         let audit = AuditStore::open(
             &paths.audit,
@@ -192,17 +189,114 @@ impl Custodian {
             keystore.manifest_signer(),
             keystore.audit_commitment_key(),
         )?;
-        Ok(Self {
-            approvals_used: Mutex::new(ApprovalUses::from_log(&audit.public_entries()?)),
+        let custodian = Self {
+            approvals_used: Mutex::new(ApprovalUses::from_log(&audit.entries_with_use_tags()?)),
             _lock: lock,
             audit,
             keystore: RwLock::new(keystore),
             kek: Mutex::new(kek),
             manifest: RwLock::new(manifest),
-            approvers,
+            policy: RwLock::new((0, policy.clone())),
             limiter,
             metrics: Metrics::default(),
             config,
+        };
+        // The policy serving starts under goes on the log before anything is served.
+        custodian.log_policy(&policy, "start", unix_now())?;
+        Ok(custodian)
+    }
+
+    /// Appends the `policy` entry of `policy` (reason `start` or `reload`).
+    fn log_policy(&self, policy: &Policy, reason: &str, now: u64) -> Result<AuditReceipt> {
+        let mut e = Decision {
+            seq: 0,
+            time: now,
+            operation: "policy".into(),
+            caller_region: self.config.region.to_string(),
+            caller_name: "operator".into(),
+            caller_key_hash: String::new(),
+            mailbox: None,
+            object_id: None,
+            key_version: None,
+            approval_id: None,
+            outcome: Outcome::Allow,
+            reason: reason.into(),
+            flags: Vec::new(),
+            policy: Some(policy.doc().clone()),
+        };
+        self.write_log(std::slice::from_mut(&mut e))
+    }
+
+    /// The policy in force.
+    ///
+    /// # Errors
+    /// Only on a poisoned lock.
+    pub fn policy(&self) -> Result<Arc<Policy>> {
+        Ok(self.policy.read().map_err(|_| poisoned())?.1.clone())
+    }
+
+    /// The policy in force and its generation (how many reloads have taken effect): a
+    /// connection identified under an older generation re-checks its certificate and roles
+    /// before its next request.
+    ///
+    /// # Errors
+    /// Only on a poisoned lock.
+    pub fn policy_now(&self) -> Result<(u64, Arc<Policy>)> {
+        let slot = self.policy.read().map_err(|_| poisoned())?;
+        Ok((slot.0, slot.1.clone()))
+    }
+
+    /// Reloads the policy from `config` (the same file re-read): its approvers and M, client
+    /// CAs and CRLs, and callers. The new policy is put on the audit log (a `policy` entry,
+    /// reason `reload`) before it takes effect; if it cannot be loaded or logged, the policy
+    /// in force stays. Settings outside the policy (listen address, data directory, TLS
+    /// identity, KEK, limits) are not reloaded: their names are returned, for the operator to
+    /// restart.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if `config` is for another custodian; loading errors
+    /// ([`Policy::load`]); [`Error::LogUnavailable`].
+    pub fn reload(&self, config: &Config) -> Result<Reloaded> {
+        if config.region != self.config.region || config.custodian != self.config.custodian {
+            return Err(Error::config(
+                "region",
+                format!(
+                    "the config now names {}/{}, this process serves {}/{}: restart instead",
+                    config.region, config.custodian, self.config.region, self.config.custodian
+                ),
+            ));
+        }
+        let policy = Policy::load(config)?;
+        let previous = self.policy()?;
+        self.log_policy(&policy, "reload", unix_now())?;
+        let changed = policy.hash() != previous.hash();
+        let hash = policy.hash().to_owned();
+        {
+            let mut slot = self.policy.write().map_err(|_| poisoned())?;
+            *slot = (slot.0 + 1, Arc::new(policy));
+        }
+        let c = &self.config;
+        let needs_restart = [
+            ("listen", config.listen != c.listen),
+            ("data_dir", config.data_dir != c.data_dir),
+            (
+                "tls",
+                config.tls_cert != c.tls_cert || config.tls_key != c.tls_key,
+            ),
+            ("kek", config.kek != c.kek),
+            (
+                "manifest.validity_secs",
+                config.manifest_validity_secs != c.manifest_validity_secs,
+            ),
+            ("limits", config.limits != c.limits),
+        ]
+        .into_iter()
+        .filter_map(|(name, differs)| differs.then_some(name))
+        .collect();
+        Ok(Reloaded {
+            hash,
+            changed,
+            needs_restart,
         })
     }
 
@@ -237,9 +331,9 @@ impl Custodian {
     #[must_use]
     pub fn caller(&self, identity: CallerIdentity) -> Caller {
         let entry = self
-            .config
-            .caller(&identity.region, &identity.name)
-            .cloned();
+            .policy()
+            .ok()
+            .and_then(|p| p.caller(&identity.region, &identity.name).cloned());
         Caller { identity, entry }
     }
 
@@ -301,6 +395,7 @@ impl Custodian {
             outcome: Outcome::Deny,
             reason: String::new(),
             flags: Vec::new(),
+            policy: None,
         }
     }
 
@@ -330,7 +425,8 @@ impl Custodian {
         doc: &SignedApproval,
         now: u64,
     ) -> core::result::Result<VerifiedApproval, Denial> {
-        let set = self.approvers.as_ref().ok_or(Denial::ApprovalInvalid)?;
+        let policy = self.policy().map_err(|_| Denial::ApprovalInvalid)?;
+        let set = policy.approvers().ok_or(Denial::ApprovalInvalid)?;
         set.verify(
             doc,
             &Expected {
@@ -403,15 +499,15 @@ impl Custodian {
                 .iter_mut()
                 .filter(|d| d.via_approval && d.result.is_ok())
             {
-                let commitment = self
+                let tag = self
                     .audit
-                    .commitment(d.mailbox.as_deref().unwrap_or_default());
+                    .use_tag(id, d.mailbox.as_deref().unwrap_or_default());
                 if uses.revoked.contains(id) {
                     d.result = Err(Denial::ApprovalRevoked);
-                } else if !charged.contains(&commitment) && uses.count(id, &commitment) >= max {
+                } else if !charged.contains(&tag) && uses.count(id, &tag) >= max {
                     d.result = Err(Denial::ApprovalUsedUp);
                 } else {
-                    charged.insert(commitment);
+                    charged.insert(tag);
                 }
             }
         }
@@ -446,8 +542,8 @@ impl Custodian {
             .collect();
         let receipt = self.write_log(&mut log)?;
         if let Some(id) = &approval_id {
-            for commitment in charged {
-                *uses.counts.entry((id.clone(), commitment)).or_default() += 1;
+            for tag in charged {
+                *uses.counts.entry((id.clone(), tag)).or_default() += 1;
             }
         }
         drop(uses);
@@ -486,7 +582,19 @@ impl Custodian {
             via_approval: false,
             bulk: false,
         };
+        if !in_region
+            && !self
+                .limiter
+                .out_of_region_open(&caller.identity.key_hash, now)
+        {
+            self.metrics.rate_limited();
+            d.result = Err(Denial::RateLimited);
+            return d;
+        }
         let Some((object_id, context, stanza)) = parse_item(item) else {
+            if !in_region {
+                self.limiter.charge_denial(&caller.identity.key_hash, now);
+            }
             return d;
         };
         // One spelling per mailbox for approvals, rate limits, commitments and the log: objects
@@ -529,6 +637,9 @@ impl Custodian {
             unwrap_share(secret, &stanza, &object_id, &context.to_bytes())
                 .map_err(|_| Denial::StanzaInvalid)
         })();
+        if !in_region && matches!(d.result, Err(e) if e != Denial::RateLimited) {
+            self.limiter.charge_denial(&caller.identity.key_hash, now);
+        }
         d
     }
 
@@ -798,9 +909,9 @@ impl Custodian {
             .map_err(|_| Error::Protocol("approval id: 32 lowercase hex characters".into()))?
             .to_string();
         let id = id.as_str();
-        let set = self
-            .approvers
-            .as_ref()
+        let policy = self.policy()?;
+        let set = policy
+            .approvers()
             .ok_or(Error::Denied(Denial::ApprovalInvalid))?;
         let mut e = self.decision(caller, "revoke", now);
         e.approval_id = Some(id.to_owned());
@@ -842,9 +953,9 @@ fn parse_item(item: &StanzaItem) -> Option<(ObjectId, Context, Stanza)> {
 }
 
 /// Approval uses and revocations, counted from the audit log's public entries (rebuilt at
-/// start): one use per (approval, mailbox commitment) per unwrap batch that released a share
-/// of that mailbox under the approval; a revocation or key destruction is an `allow` entry
-/// of operation `revoke` / `destroy` naming the approval.
+/// start): one use per (approval, use tag) per unwrap batch that released a share of that
+/// mailbox under the approval; a revocation or key destruction is an `allow` entry of
+/// operation `revoke` / `destroy` naming the approval.
 #[derive(Debug, Default)]
 struct ApprovalUses {
     counts: std::collections::HashMap<(String, String), u32>,
@@ -858,9 +969,9 @@ impl ApprovalUses {
         let mut batches = std::collections::HashSet::new();
         for e in entries.iter().filter(|e| e.outcome == Outcome::Allow) {
             let Some(id) = &e.approval_id else { continue };
-            match (e.operation.as_str(), &e.mailbox_commitment) {
-                ("unwrap", Some(c)) if batches.insert((id.clone(), c.clone(), e.batch)) => {
-                    *uses.counts.entry((id.clone(), c.clone())).or_default() += 1;
+            match (e.operation.as_str(), &e.use_tag) {
+                ("unwrap", Some(t)) if batches.insert((id.clone(), t.clone(), e.batch)) => {
+                    *uses.counts.entry((id.clone(), t.clone())).or_default() += 1;
                 }
                 ("revoke", _) => {
                     uses.revoked.insert(id.clone());
@@ -874,9 +985,9 @@ impl ApprovalUses {
         uses
     }
 
-    fn count(&self, id: &str, commitment: &str) -> u32 {
+    fn count(&self, id: &str, tag: &str) -> u32 {
         self.counts
-            .get(&(id.to_owned(), commitment.to_owned()))
+            .get(&(id.to_owned(), tag.to_owned()))
             .copied()
             .unwrap_or(0)
     }

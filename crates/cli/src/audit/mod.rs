@@ -1,5 +1,6 @@
 //! `custodia audit verify|show`: an auditor's view of a custodian's verifiable log.
 
+mod policies;
 mod show;
 pub(crate) mod source;
 pub(crate) mod verify;
@@ -35,8 +36,11 @@ Examples:
   custodia audit show --keys keys --region ie --details        # auditor: mailbox ids
   custodia audit show --log-dir keys/ie/data --details
 
-Without --details the mailbox column shows the first 12 hex characters of the keyed mailbox
-commitment (equal values: the same mailbox). Nothing is verified here: use `audit verify`.")]
+Without --details the mailbox column shows the first 12 hex characters of the entry's
+keyed mailbox commitment, salted per entry (equal values appear only in entries written
+before salting); an allowed use of an approval shows its use tag instead (`use …`: equal
+values, the same mailbox under that approval), a policy entry its policy hash (`policy …`).
+Nothing is verified here: use `audit verify`.")]
     Show(show::ShowArgs),
 }
 

@@ -33,9 +33,11 @@ pub(crate) struct ShowArgs {
 
 fn row(e: &PublicEntry, d: Option<&DetailEntry>) -> Vec<String> {
     let short = |s: &str| s.get(..12).unwrap_or(s).to_owned();
-    let mailbox = match d {
-        Some(d) => d.mailbox.clone().unwrap_or_default(),
-        None => e
+    let mailbox = match (d, &e.policy_hash, &e.use_tag) {
+        (_, Some(hash), _) => format!("policy {}", short(hash)),
+        (Some(d), _, _) => d.mailbox.clone().unwrap_or_default(),
+        (None, None, Some(tag)) => format!("use {}", short(tag)),
+        (None, None, None) => e
             .mailbox_commitment
             .as_deref()
             .map(short)

@@ -182,6 +182,13 @@ fn verify_dir(
         }
         say!("ok: details.jsonl has one detail per entry, in sequence");
     }
+    let public = records
+        .iter()
+        .map(|r| PublicEntry::from_record(r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(dir.display(), e))?;
+    let details = read_details(&dir)?;
+    super::policies::print(&public, details.as_deref());
     say!("audit log {} verified ({n} entries)", dir.display());
     Ok(())
 }
@@ -226,21 +233,27 @@ async fn verify_online(
             .map_err(|e| fail(format!("{server} against {}", path.display()), e))?;
         say!("ok: the log extends {} (size {size})", path.display());
     }
+    let public = records
+        .iter()
+        .map(|r| PublicEntry::from_record(r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(&server, e))?;
+    let mut checked_details = None;
     if !args.no_details {
         match fetch_details(&client, 0, cp.size, &server).await? {
             None => say!("note: details not checked: this certificate has no auditor role"),
             Some((details, commitment_key)) => {
-                let public = records
-                    .iter()
-                    .map(|r| PublicEntry::from_record(r))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| fail(&server, e))?;
                 verify_details(&public, &details, &commitment_key)
                     .map_err(|e| fail(format!("{server}: details"), e))?;
-                say!("ok: every mailbox commitment matches its restricted detail");
+                say!(
+                    "ok: every mailbox commitment, use tag and policy hash matches its \
+                     restricted detail"
+                );
+                checked_details = Some(details);
             }
         }
     }
+    super::policies::print(&public, checked_details.as_deref());
     if let Some(path) = &args.save_checkpoint {
         replace(path, latest.as_bytes())?;
         say!("saved the checkpoint to {}", path.display());

@@ -230,9 +230,9 @@ mod tests {
         );
         assert_eq!(
             log.checkpoint,
-            "custodia/eu/custodian-a\n50\nx8DBczCgRcLfohPj8Nf9pAHZFLn+FLB6CW7IEmJuZRE=\n\n\
-             — custodia/eu/custodian-a Sb5FQon5Aw3mlNW1YrwnyGbwG2DDzu2BGH79ED6EFczUf+gxdy67i0Xq\
-             VG2jOgmwqB7uk492PGTh/uRxXpwopW1KdQs=\n"
+            "custodia/eu/custodian-a\n50\niNagwZiRyIkABhk2xcqWwDNCKX3pocipxcBK38bKvgw=\n\n\
+             — custodia/eu/custodian-a Sb5FQkps9TKhS0jqpkWZUIq054P9J1qx7SJXkN0FzEitOHF0fdkies8L\
+             8oZzksVF/x3L3OnB+qKkVY5IxsndwJETVAc=\n"
         );
     }
 

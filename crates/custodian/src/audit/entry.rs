@@ -1,14 +1,22 @@
 //! The two halves of one audit-log entry: the public entry (a leaf of the Merkle tree) and
-//! its restricted details, linked by the keyed mailbox commitment.
+//! its restricted details, linked by the keyed, salted mailbox commitment; and the keyed tags
+//! published with them (approval use tags).
 
 use ring::hmac;
 use serde::{Deserialize, Serialize};
 
+use super::policy::PolicyDoc;
 use crate::decision_log::Outcome;
 use crate::{Error, Result};
 
-/// Prefix of the HMAC input of a mailbox commitment.
+/// Prefix of the HMAC input of an unsalted (version 1) mailbox commitment.
 const LABEL_MAILBOX: &[u8] = b"custodia mailbox v1";
+/// Prefix of the HMAC input of a salted (version 2) mailbox commitment.
+const LABEL_MAILBOX_SALTED: &[u8] = b"custodia mailbox v2";
+/// Prefix of the HMAC input of an approval use tag.
+const LABEL_USE: &[u8] = b"custodia approval use v1";
+/// Bytes of the per-entry salt of a version 2 commitment.
+pub const SALT_LEN: usize = 16;
 
 /// One decision as published: a leaf of the log. Holds no mailbox id, only a keyed
 /// commitment to it.
@@ -37,9 +45,20 @@ pub struct PublicEntry {
     /// Key version concerned, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_version: Option<u32>,
-    /// [`mailbox_commitment`] of the mailbox concerned, if any (64 lowercase hex).
+    /// Commitment to the mailbox concerned, if any (64 lowercase hex):
+    /// [`salted_mailbox_commitment`] under the salt kept in the entry's detail, or, in
+    /// entries written before salting, [`mailbox_commitment`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mailbox_commitment: Option<String>,
+    /// On an allowed decision under an approval: [`use_tag`] of (approval, mailbox), equal
+    /// across the entries of one mailbox under one approval so that uses can be recounted,
+    /// unlinkable to anything else without the commitment key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_tag: Option<String>,
+    /// On a `policy` entry: [`PolicyDoc::hash`] of the policy then in force (64 lowercase
+    /// hex); the policy itself is in the restricted detail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_hash: Option<String>,
     /// Flags raised, e.g. `bulk`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flags: Vec<String>,
@@ -59,18 +78,53 @@ pub struct DetailEntry {
     pub object_id: Option<String>,
     /// Hash of the caller's certificate key (hex).
     pub caller_key_hash: String,
+    /// The salt of the public entry's mailbox commitment (32 lowercase hex); absent in
+    /// entries written before salting (their commitment is unsalted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<String>,
+    /// On a `policy` entry: the policy whose hash the public entry carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyDoc>,
 }
 
-/// The keyed commitment to a mailbox id published instead of the id:
-/// `hex(HMAC-SHA256(key, "custodia mailbox v1" || mailbox))`, 64 lowercase hex characters.
-/// Without `key`, equal commitments show only that two entries concern the same mailbox.
-#[must_use]
-pub fn mailbox_commitment(key: &[u8; 32], mailbox: &str) -> String {
+fn hmac_hex(key: &[u8; 32], parts: &[&[u8]]) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, key);
     let mut ctx = hmac::Context::with_key(&key);
-    ctx.update(LABEL_MAILBOX);
-    ctx.update(mailbox.as_bytes());
+    for p in parts {
+        ctx.update(p);
+    }
     hex::encode(ctx.sign().as_ref())
+}
+
+/// The unsalted (version 1) commitment of entries written before salting:
+/// `hex(HMAC-SHA256(key, "custodia mailbox v1" || mailbox))`. Equal for every entry of one
+/// mailbox, so anyone could link them (and, by asking for denials of candidate ids, name
+/// them): no longer written, still verified.
+#[must_use]
+pub fn mailbox_commitment(key: &[u8; 32], mailbox: &str) -> String {
+    hmac_hex(key, &[LABEL_MAILBOX, mailbox.as_bytes()])
+}
+
+/// The commitment published instead of a mailbox id:
+/// `hex(HMAC-SHA256(key, "custodia mailbox v2" || salt || mailbox))`, 64 lowercase hex, with a
+/// fresh random `salt` per entry kept in the restricted detail. Without `key` and the salt it
+/// neither names the mailbox nor links two entries of the same mailbox; with both, an
+/// auditor checks that the detail is the one the public entry committed to.
+#[must_use]
+pub fn salted_mailbox_commitment(key: &[u8; 32], salt: &[u8; SALT_LEN], mailbox: &str) -> String {
+    hmac_hex(key, &[LABEL_MAILBOX_SALTED, salt, mailbox.as_bytes()])
+}
+
+/// The approval use tag of `mailbox` under approval `approval_id`:
+/// `hex(HMAC-SHA256(key, "custodia approval use v1" || approval_id || 0x00 || mailbox))`.
+/// Keyed because approval ids are public: an unkeyed tag would let anyone test candidate
+/// mailboxes against it.
+#[must_use]
+pub fn use_tag(key: &[u8; 32], approval_id: &str, mailbox: &str) -> String {
+    hmac_hex(
+        key,
+        &[LABEL_USE, approval_id.as_bytes(), &[0], mailbox.as_bytes()],
+    )
 }
 
 impl PublicEntry {
@@ -120,6 +174,8 @@ mod tests {
             approval_id: None,
             key_version: Some(1),
             mailbox_commitment: Some(mailbox_commitment(&[1; 32], "alice")),
+            use_tag: None,
+            policy_hash: None,
             flags: vec![],
         }
     }
@@ -168,12 +224,36 @@ mod tests {
     }
 
     #[test]
+    fn salted_commitments_and_use_tags_are_keyed_hmacs() {
+        let key = [9u8; 32];
+        let k = hmac::Key::new(hmac::HMAC_SHA256, &key);
+        let salt = [7u8; SALT_LEN];
+        let mut input = b"custodia mailbox v2".to_vec();
+        input.extend_from_slice(&salt);
+        input.extend_from_slice(b"alice");
+        let c = salted_mailbox_commitment(&key, &salt, "alice");
+        assert_eq!(c, hex::encode(hmac::sign(&k, &input).as_ref()));
+        assert_ne!(c, salted_mailbox_commitment(&key, &[6; SALT_LEN], "alice"));
+        assert_ne!(c, mailbox_commitment(&key, "alice"));
+        let t = use_tag(&key, "ab12", "alice");
+        assert_eq!(
+            t,
+            hex::encode(hmac::sign(&k, b"custodia approval use v1ab12\0alice").as_ref())
+        );
+        assert_ne!(t, use_tag(&key, "ab12", "alicf"));
+        assert_ne!(t, use_tag(&key, "ab13", "alice"));
+        assert_ne!(t, use_tag(&[8; 32], "ab12", "alice"));
+    }
+
+    #[test]
     fn detail_round_trips_and_refuses_unknown_fields() {
         let d = DetailEntry {
             seq: 3,
             mailbox: Some("alice".into()),
             object_id: None,
             caller_key_hash: "ab".into(),
+            salt: None,
+            policy: None,
         };
         let j = serde_json::to_string(&d).unwrap();
         assert_eq!(j, r#"{"seq":3,"mailbox":"alice","caller_key_hash":"ab"}"#);

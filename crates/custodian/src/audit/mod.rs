@@ -43,6 +43,7 @@
 
 pub mod checkpoint;
 pub mod entry;
+pub mod policy;
 pub mod records;
 pub mod report;
 pub mod tree;

@@ -1,7 +1,8 @@
 //! The transparency report: what the custodian decided over a month or a quarter, counted
 //! by operation, caller region, outcome and whether an approval was used, with small counts
-//! banded. It names no mailbox and carries no commitment; it cites the checkpoint it was
-//! built from so that anyone can recount from the public log.
+//! banded, and every change of policy in the period. It names no mailbox and carries no
+//! commitment or tag; it cites the checkpoint it was built from so that anyone can recount
+//! from the public log.
 
 use core::fmt;
 use core::str::FromStr;
@@ -172,12 +173,29 @@ pub struct Report {
     pub log_size: u64,
     /// Non-empty groups, sorted by operation, region, outcome, then approval (false first).
     pub rows: Vec<ReportRow>,
-    /// How many distinct mailboxes were concerned (by distinct commitment).
-    pub distinct_mailboxes: Count,
-    /// How many distinct mailboxes had keys released under an approval (allowed decisions
-    /// with an approval id; denials under an approval do not count, so a caller cannot raise
-    /// it by asking for candidate mailboxes).
-    pub distinct_mailboxes_with_approval: Count,
+    /// How many distinct (approval, mailbox) pairs had keys released under the approval:
+    /// distinct (`approval_id`, `use_tag`) among allowed `unwrap` entries (for entries written
+    /// before use tags, their `mailbox_commitment` stands in for the tag). Denials do not
+    /// count, so a caller cannot raise it by asking for candidate mailboxes. A mailbox
+    /// released under two approvals counts twice: the public log cannot tell it is one.
+    pub approval_mailbox_pairs: Count,
+    /// The policy entries of the period whose policy differs from the one before it in the
+    /// log (the first policy entry of the log is a change), in log order.
+    pub policy_changes: Vec<PolicyChange>,
+}
+
+/// A change of policy, as the log records it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyChange {
+    /// The `policy` entry's position in the log.
+    pub seq: u64,
+    /// Its time, Unix seconds.
+    pub time: u64,
+    /// `start` or `reload`.
+    pub reason: String,
+    /// The hash of the policy now in force.
+    pub policy_hash: String,
 }
 
 /// The outcome as in the JSON of entries.
@@ -197,8 +215,10 @@ pub struct Tally {
     /// How many leading entries of the log have been added.
     counted: u64,
     groups: BTreeMap<(String, String, &'static str, bool), u64>,
-    mailboxes: BTreeSet<String>,
-    approved_mailboxes: BTreeSet<String>,
+    approval_pairs: BTreeSet<(String, String)>,
+    /// The hash of the last policy entry counted (in or before the period).
+    policy: Option<String>,
+    policy_changes: Vec<PolicyChange>,
 }
 
 impl Tally {
@@ -210,8 +230,9 @@ impl Tally {
             bounds: period.bounds(),
             counted: 0,
             groups: BTreeMap::new(),
-            mailboxes: BTreeSet::new(),
-            approved_mailboxes: BTreeSet::new(),
+            approval_pairs: BTreeSet::new(),
+            policy: None,
+            policy_changes: Vec::new(),
         }
     }
 
@@ -228,10 +249,25 @@ impl Tally {
     }
 
     /// Adds the log's next entry (entry number [`Tally::counted`]); it is counted if its time
-    /// falls in the period.
+    /// falls in the period (a policy entry before the period is remembered, to tell whether
+    /// the first one in the period changes anything).
     pub fn add(&mut self, e: &PublicEntry) {
         self.counted += 1;
-        if !(self.bounds.0..self.bounds.1).contains(&e.time) {
+        let in_period = (self.bounds.0..self.bounds.1).contains(&e.time);
+        if let (true, Some(hash)) = (e.operation == "policy", &e.policy_hash)
+            && self.policy.as_ref() != Some(hash)
+        {
+            if in_period {
+                self.policy_changes.push(PolicyChange {
+                    seq: e.seq,
+                    time: e.time,
+                    reason: e.reason.clone(),
+                    policy_hash: hash.clone(),
+                });
+            }
+            self.policy = Some(hash.clone());
+        }
+        if !in_period {
             return;
         }
         let with_approval = e.approval_id.is_some();
@@ -242,14 +278,11 @@ impl Tally {
             with_approval,
         );
         *self.groups.entry(key).or_default() += 1;
-        if let Some(c) = &e.mailbox_commitment {
-            if !self.mailboxes.contains(c) {
-                self.mailboxes.insert(c.clone());
-            }
-            if with_approval && e.outcome == Outcome::Allow && !self.approved_mailboxes.contains(c)
-            {
-                self.approved_mailboxes.insert(c.clone());
-            }
+        if let (Some(id), Outcome::Allow, "unwrap") =
+            (&e.approval_id, e.outcome, e.operation.as_str())
+            && let Some(tag) = e.use_tag.as_ref().or(e.mailbox_commitment.as_ref())
+        {
+            self.approval_pairs.insert((id.clone(), tag.clone()));
         }
     }
 
@@ -274,15 +307,15 @@ impl Tally {
                     },
                 )
                 .collect(),
-            distinct_mailboxes: Count::of(self.mailboxes.len() as u64),
-            distinct_mailboxes_with_approval: Count::of(self.approved_mailboxes.len() as u64),
+            approval_mailbox_pairs: Count::of(self.approval_pairs.len() as u64),
+            policy_changes: self.policy_changes.clone(),
         }
     }
 }
 
 /// Builds the report of `period` from the public entries with `seq < log_size` (the prefix
-/// `checkpoint_note` covers) and a time within the period. Mailboxes are counted by distinct
-/// commitment; no mailbox id or commitment appears in the report.
+/// `checkpoint_note` covers) and a time within the period. No mailbox id, commitment or tag
+/// appears in the report.
 #[must_use]
 pub fn build_report(
     entries: &[PublicEntry],
@@ -302,7 +335,7 @@ pub fn build_report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::entry::mailbox_commitment;
+    use crate::audit::entry::{mailbox_commitment, use_tag};
     use crate::audit::testlog::{COMMITMENT_KEY, T0, build, mailbox_of};
 
     const NOV_2026: u64 = 1_793_491_200;
@@ -428,30 +461,91 @@ mod tests {
             approval_id: None,
             key_version: None,
             mailbox_commitment: None,
+            use_tag: None,
+            policy_hash: None,
             flags: vec![],
         }
     }
 
     #[test]
     fn denials_under_an_approval_do_not_count_as_mailboxes_with_an_approval() {
-        let c = |m: &str| Some(mailbox_commitment(&COMMITMENT_KEY, m));
+        let c = |m: &str| Some(use_tag(&COMMITMENT_KEY, "a", m));
         let mut es = Vec::new();
         // One release under an approval, then 25 denied candidates under the used-up approval.
         let mut e = entry(0, NOV_2026, "unwrap", "us", false);
         e.approval_id = Some("a".into());
-        e.mailbox_commitment = c("aoife@example.ie");
+        e.use_tag = c("aoife@example.ie");
         es.push(e);
         for i in 0..25u64 {
             let mut e = entry(0, NOV_2026 + 1 + i, "unwrap", "us", true);
             e.seq = i + 1;
             e.batch = i + 1;
             e.approval_id = Some("a".into());
-            e.mailbox_commitment = c(&format!("candidate{i}@example.ie"));
+            e.mailbox_commitment = Some(format!("{i:064x}"));
             es.push(e);
         }
         let r = build_report(&es, p("2026-11"), "cp\n", es.len() as u64);
-        assert_eq!(r.distinct_mailboxes_with_approval, Count("1-9".into()));
-        assert_eq!(r.distinct_mailboxes, Count("26".into()));
+        assert_eq!(r.approval_mailbox_pairs, Count("1-9".into()));
+    }
+
+    #[test]
+    fn approval_pairs_count_tags_and_legacy_commitments() {
+        let mut es = Vec::new();
+        // 12 releases of 12 mailboxes under one approval, written with use tags; the same
+        // tag again (a second batch) counts once; 3 older entries with commitments only.
+        for i in 0..14u64 {
+            let mut e = entry(i, NOV_2026 + i, "unwrap", "us", false);
+            e.approval_id = Some("a".into());
+            e.use_tag = Some(use_tag(&COMMITMENT_KEY, "a", &format!("m{}", i.min(11))));
+            es.push(e);
+        }
+        for i in 0..3u64 {
+            let mut e = entry(14 + i, NOV_2026 + 20 + i, "unwrap", "us", false);
+            e.approval_id = Some("b".into());
+            e.mailbox_commitment = Some(mailbox_commitment(&COMMITMENT_KEY, "m1"));
+            es.push(e);
+        }
+        let r = build_report(&es, p("2026-11"), "cp\n", es.len() as u64);
+        assert_eq!(r.approval_mailbox_pairs, Count("13".into()));
+    }
+
+    #[test]
+    fn policy_changes_are_listed_when_the_hash_changes() {
+        let policy = |seq: u64, time: u64, reason: &str, hash: u8| {
+            let mut e = entry(seq, time, "policy", "ie", false);
+            e.reason = reason.into();
+            e.policy_hash = Some(hex::encode([hash; 32]));
+            e
+        };
+        let es = vec![
+            policy(0, OCT_2026, "start", 1),
+            // The same policy at the start of the period: no change.
+            policy(1, NOV_2026 + 1, "start", 1),
+            policy(2, NOV_2026 + 2, "reload", 2),
+            policy(3, NOV_2026 + 3, "reload", 2),
+            policy(4, NOV_2026 + 4, "start", 1),
+            policy(5, DEC_2026 + 4, "reload", 3),
+        ];
+        let r = build_report(&es, p("2026-11"), "cp\n", es.len() as u64);
+        let got: Vec<(u64, &str)> = r
+            .policy_changes
+            .iter()
+            .map(|c| (c.seq, c.reason.as_str()))
+            .collect();
+        assert_eq!(got, [(2, "reload"), (4, "start")]);
+        assert_eq!(r.policy_changes[0].policy_hash, hex::encode([2u8; 32]));
+        // The first policy entry of a log is a change.
+        let oct = build_report(&es, p("2026-10"), "cp\n", es.len() as u64);
+        assert_eq!(oct.policy_changes.len(), 1);
+        // Counted incrementally, the same.
+        let mut tally = Tally::new(p("2026-11"));
+        for e in &es[..3] {
+            tally.add(e);
+        }
+        for e in &es[3..] {
+            tally.add(e);
+        }
+        assert_eq!(tally.report("cp\n").policy_changes, r.policy_changes);
     }
 
     #[test]
@@ -463,7 +557,7 @@ mod tests {
             e.batch = e.seq;
             es.push(e);
         };
-        // 12 eu unwrap allows over 12 mailboxes; 3 of them with an approval over 2 mailboxes.
+        // 12 eu unwrap allows over 12 mailboxes; 3 more with an approval over 2 mailboxes.
         for i in 0..12 {
             let mut e = entry(0, NOV_2026 + i, "unwrap", "eu", false);
             e.mailbox_commitment = c(&format!("m{i}"));
@@ -471,8 +565,8 @@ mod tests {
         }
         for i in 0..3 {
             let mut e = entry(0, NOV_2026 + 100 + i, "unwrap", "eu", false);
-            e.approval_id = Some(format!("a{i}"));
-            e.mailbox_commitment = c(&format!("m{}", i % 2));
+            e.approval_id = Some("a".into());
+            e.use_tag = Some(use_tag(&COMMITMENT_KEY, "a", &format!("m{}", i % 2)));
             push(e);
         }
         // 2 us rewrap denials; 1 rotate (no mailbox); last second of the month.
@@ -513,13 +607,13 @@ mod tests {
                 ("unwrap", "eu", "allow", true, "1-9"),
             ]
         );
-        assert_eq!(r.distinct_mailboxes, Count("12".into()));
-        assert_eq!(r.distinct_mailboxes_with_approval, Count("1-9".into()));
+        assert_eq!(r.approval_mailbox_pairs, Count("1-9".into()));
+        assert!(r.policy_changes.is_empty());
 
         // Nothing in another period.
         let empty = build_report(&es, p("2027-Q1"), "cp\n", log_size);
         assert!(empty.rows.is_empty());
-        assert_eq!(empty.distinct_mailboxes, Count::of(0));
+        assert_eq!(empty.approval_mailbox_pairs, Count::of(0));
         // log_size 0 counts nothing.
         assert!(build_report(&es, p("2026-11"), "cp\n", 0).rows.is_empty());
         let json = serde_json::to_string(&r).unwrap();
@@ -545,6 +639,14 @@ mod tests {
                 }
             }
             for e in &log.entries {
+                for tag in [&e.use_tag, &e.mailbox_commitment].into_iter().flatten() {
+                    assert!(
+                        !json.contains(tag.as_str()),
+                        "{period}: a tag in the report"
+                    );
+                }
+            }
+            for e in &log.entries {
                 if let Some(a) = &e.approval_id {
                     assert!(!json.contains(a.as_str()));
                 }
@@ -553,6 +655,6 @@ mod tests {
         let q4 = build_report(&log.entries, p("2026-Q4"), &log.checkpoint, 50);
         let total: usize = q4.rows.len();
         assert!(total >= 4);
-        assert_eq!(q4.distinct_mailboxes, Count("11".into()));
+        assert!(!q4.policy_changes.is_empty());
     }
 }

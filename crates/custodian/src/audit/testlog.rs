@@ -1,7 +1,10 @@
 //! Test helper: a deterministic log of public entries and details, its tree and checkpoint.
 
 use super::checkpoint::sign_checkpoint;
-use super::entry::{DetailEntry, PublicEntry, mailbox_commitment};
+use super::entry::{
+    DetailEntry, PublicEntry, SALT_LEN, mailbox_commitment, salted_mailbox_commitment, use_tag,
+};
+use super::policy::PolicyDoc;
 use super::tree::MerkleTree;
 use crate::decision_log::Outcome;
 use crate::keystore::ManifestSigner;
@@ -32,6 +35,22 @@ pub(crate) fn mailbox_of(i: u64) -> Option<String> {
     (i % 7 != 3).then(|| format!("mbx-{}@example.org", i % 11))
 }
 
+/// Entries before this one are written as before salting (unsalted commitments, no use
+/// tags); the later ones as now.
+pub(crate) const FIRST_SALTED: u64 = 20;
+
+/// The policy of the test log's `policy` entries (entry `i` with `i % 13 == 6`).
+pub(crate) fn policy(i: u64) -> PolicyDoc {
+    PolicyDoc {
+        region: "eu".into(),
+        custodian: "custodian-a".into(),
+        approval_threshold: 1 + i / 26,
+        approvers: vec![],
+        client_cas: vec![],
+        callers: vec![],
+    }
+}
+
 /// `n` entries in batches of 1 to 4, every field kind exercised, twelve hours apart from
 /// [`T0`].
 pub(crate) fn entries(n: u64) -> (Vec<PublicEntry>, Vec<DetailEntry>) {
@@ -43,26 +62,41 @@ pub(crate) fn entries(n: u64) -> (Vec<PublicEntry>, Vec<DetailEntry>) {
             batch = i;
             batches += 1;
         }
-        let mailbox = mailbox_of(i);
-        let approval = i % 5 == 2;
+        let is_policy = i % 13 == 6;
+        let mailbox = mailbox_of(i).filter(|_| !is_policy);
+        let approval = i % 5 == 2 && !is_policy;
+        let allow = i % 6 != 5;
+        let salted = i >= FIRST_SALTED;
+        let salt = [u8::try_from(i % 256).unwrap(); SALT_LEN];
+        let approval_id = approval.then(|| format!("{i:032x}"));
         publics.push(PublicEntry {
             seq: i,
             batch,
             time: T0 + i * 43_200,
-            operation: OPS[usize::try_from(i % 4).unwrap()].into(),
+            operation: if is_policy {
+                "policy"
+            } else {
+                OPS[usize::try_from(i % 4).unwrap()]
+            }
+            .into(),
             caller_region: if i % 3 == 0 { "us" } else { "eu" }.into(),
             caller_name: format!("gw-{}", i % 2),
-            outcome: if i % 6 == 5 {
-                Outcome::Deny
-            } else {
-                Outcome::Allow
-            },
+            outcome: if allow { Outcome::Allow } else { Outcome::Deny },
             reason: if approval { "approval" } else { "in_region" }.into(),
-            approval_id: approval.then(|| format!("{i:032x}")),
+            approval_id: approval_id.clone(),
             key_version: (i % 4 != 3).then_some(1 + u32::try_from(i % 2).unwrap()),
-            mailbox_commitment: mailbox
-                .as_deref()
-                .map(|m| mailbox_commitment(&COMMITMENT_KEY, m)),
+            mailbox_commitment: mailbox.as_deref().map(|m| {
+                if salted {
+                    salted_mailbox_commitment(&COMMITMENT_KEY, &salt, m)
+                } else {
+                    mailbox_commitment(&COMMITMENT_KEY, m)
+                }
+            }),
+            use_tag: match (&approval_id, &mailbox) {
+                (Some(id), Some(m)) if salted && allow => Some(use_tag(&COMMITMENT_KEY, id, m)),
+                _ => None,
+            },
+            policy_hash: is_policy.then(|| policy(i).hash()),
             flags: if i % 9 == 4 {
                 vec!["bulk".into()]
             } else {
@@ -71,9 +105,11 @@ pub(crate) fn entries(n: u64) -> (Vec<PublicEntry>, Vec<DetailEntry>) {
         });
         details.push(DetailEntry {
             seq: i,
-            mailbox,
+            mailbox: mailbox.clone(),
             object_id: (i % 2 == 0).then(|| format!("{:064x}", i * 977)),
             caller_key_hash: format!("{:064x}", i % 2),
+            salt: (salted && mailbox.is_some()).then(|| hex::encode(salt)),
+            policy: is_policy.then(|| policy(i)),
         });
     }
     (publics, details)

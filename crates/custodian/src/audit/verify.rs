@@ -5,7 +5,9 @@
 use subtle::ConstantTimeEq as _;
 
 use super::checkpoint::verify_checkpoint;
-use super::entry::{DetailEntry, PublicEntry, mailbox_commitment};
+use super::entry::{
+    DetailEntry, PublicEntry, SALT_LEN, mailbox_commitment, salted_mailbox_commitment, use_tag,
+};
 use super::tree::{Hash, MerkleTree, verify_consistency, verify_inclusion};
 use crate::{Error, Result};
 
@@ -113,9 +115,10 @@ pub fn verify_checkpoints_consistent(
 
 /// Verifies the restricted details against the public entries (the custodian's own
 /// auditors, who hold the commitment key): one detail per entry, in the same order with the
-/// same `seq`; an entry's mailbox commitment recomputes from its detail's mailbox
-/// (constant-time comparison); an entry without a commitment has a detail without a mailbox.
-/// Errors name the `seq`, never a mailbox.
+/// same `seq`; an entry's mailbox commitment recomputes from its detail's mailbox and salt
+/// (unsalted for entries written before salting); its use tag, if any, from the detail's
+/// mailbox and the entry's approval; its policy hash from the detail's policy. Comparisons
+/// are constant-time. Errors name the `seq`, never a mailbox.
 ///
 /// # Errors
 /// [`Error::Protocol`] at the first mismatch.
@@ -138,32 +141,87 @@ pub fn verify_details(
                 p.seq, d.seq
             )));
         }
-        match (&p.mailbox_commitment, &d.mailbox) {
-            (None, None) => {}
-            (Some(published), Some(mailbox)) => {
-                let expected = mailbox_commitment(commitment_key, mailbox);
-                if !bool::from(published.as_bytes().ct_eq(expected.as_bytes())) {
-                    return Err(bad(format!(
-                        "entry {}: the mailbox commitment does not match the detail",
-                        p.seq
-                    )));
-                }
-            }
-            (Some(_), None) => {
-                return Err(bad(format!(
-                    "entry {}: a mailbox commitment but no mailbox in the detail",
-                    p.seq
-                )));
-            }
-            (None, Some(_)) => {
-                return Err(bad(format!(
-                    "entry {}: a mailbox in the detail but no commitment",
-                    p.seq
-                )));
-            }
+        verify_commitment(p, d, commitment_key)?;
+        verify_use_tag(p, d, commitment_key)?;
+        let expected = d.policy.as_ref().map(super::policy::PolicyDoc::hash);
+        if !same(p.policy_hash.as_deref(), expected.as_deref()) {
+            return Err(bad(format!(
+                "entry {}: the policy hash does not match the detail's policy",
+                p.seq
+            )));
         }
     }
     Ok(())
+}
+
+/// Whether two optional strings are equal (constant-time when both are present).
+fn same(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => bool::from(a.as_bytes().ct_eq(b.as_bytes())),
+        _ => false,
+    }
+}
+
+fn verify_commitment(p: &PublicEntry, d: &DetailEntry, key: &[u8; 32]) -> Result<()> {
+    let expected = match (&d.mailbox, &d.salt) {
+        (None, None) => None,
+        (Some(mailbox), None) => Some(mailbox_commitment(key, mailbox)),
+        (Some(mailbox), Some(salt)) => {
+            let salt: [u8; SALT_LEN] = hex::decode(salt)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| bad(format!("entry {}: the detail's salt is malformed", p.seq)))?;
+            Some(salted_mailbox_commitment(key, &salt, mailbox))
+        }
+        (None, Some(_)) => {
+            return Err(bad(format!("entry {}: a salt but no mailbox", p.seq)));
+        }
+    };
+    match (&p.mailbox_commitment, expected) {
+        (None, None) => Ok(()),
+        (Some(published), Some(expected)) => {
+            if bool::from(published.as_bytes().ct_eq(expected.as_bytes())) {
+                Ok(())
+            } else {
+                Err(bad(format!(
+                    "entry {}: the mailbox commitment does not match the detail",
+                    p.seq
+                )))
+            }
+        }
+        (Some(_), None) => Err(bad(format!(
+            "entry {}: a mailbox commitment but no mailbox in the detail",
+            p.seq
+        ))),
+        (None, Some(_)) => Err(bad(format!(
+            "entry {}: a mailbox in the detail but no commitment",
+            p.seq
+        ))),
+    }
+}
+
+fn verify_use_tag(p: &PublicEntry, d: &DetailEntry, key: &[u8; 32]) -> Result<()> {
+    let Some(published) = &p.use_tag else {
+        return Ok(());
+    };
+    let expected = match (p.outcome, &p.approval_id, &d.mailbox) {
+        (super::super::decision_log::Outcome::Allow, Some(id), Some(m)) => use_tag(key, id, m),
+        _ => {
+            return Err(bad(format!(
+                "entry {}: a use tag on an entry that is not an allowed use of an approval",
+                p.seq
+            )));
+        }
+    };
+    if bool::from(published.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "entry {}: the use tag does not match the detail",
+            p.seq
+        )))
+    }
 }
 
 #[cfg(test)]
@@ -225,6 +283,18 @@ mod tests {
                 e.mailbox_commitment = match e.mailbox_commitment.take() {
                     Some(_) => None,
                     None => Some(hex::encode([1u8; 32])),
+                };
+            }),
+            ("use_tag", |e| {
+                e.use_tag = match e.use_tag.take() {
+                    Some(_) => None,
+                    None => Some(hex::encode([2u8; 32])),
+                };
+            }),
+            ("policy_hash", |e| {
+                e.policy_hash = match e.policy_hash.take() {
+                    Some(_) => None,
+                    None => Some(hex::encode([4u8; 32])),
                 };
             }),
             ("flags", |e| e.flags.push("quiet".into())),
@@ -472,5 +542,68 @@ mod tests {
         let mut dropped = log.details.clone();
         dropped[i].mailbox = None;
         assert!(verify_details(&log.entries, &dropped, &key).is_err());
+    }
+
+    #[test]
+    fn salts_use_tags_and_policies_are_checked() {
+        use crate::audit::testlog::FIRST_SALTED;
+        let log = build(N);
+        let key = COMMITMENT_KEY;
+        let salted = (ix(FIRST_SALTED)..ix(N))
+            .find(|&i| log.details[i].salt.is_some())
+            .unwrap();
+        // A salt changed, dropped (read as an unsalted commitment), added to an old entry.
+        for edit in [
+            |d: &mut DetailEntry| d.salt = Some(hex::encode([0xee; SALT_LEN])),
+            |d: &mut DetailEntry| d.salt = None,
+            |d: &mut DetailEntry| d.salt = Some("zz".into()),
+        ] {
+            let mut details = log.details.clone();
+            edit(&mut details[salted]);
+            assert!(verify_details(&log.entries, &details, &key).is_err());
+        }
+        let old = (0..ix(FIRST_SALTED))
+            .find(|&i| log.details[i].mailbox.is_some())
+            .unwrap();
+        let mut details = log.details.clone();
+        details[old].salt = Some(hex::encode([0; SALT_LEN]));
+        assert!(verify_details(&log.entries, &details, &key).is_err());
+        // Salted commitments of one mailbox differ; unsalted ones repeat.
+        let m = log.details[salted].mailbox.clone();
+        let again = (salted + 1..ix(N))
+            .find(|&j| log.details[j].mailbox == m)
+            .unwrap();
+        assert_ne!(
+            log.entries[salted].mailbox_commitment,
+            log.entries[again].mailbox_commitment
+        );
+        // A use tag edited, dropped from a use (allowed), added where no use happened.
+        let tagged = (0..ix(N))
+            .find(|&i| log.entries[i].use_tag.is_some())
+            .unwrap();
+        let mut entries = log.entries.clone();
+        entries[tagged].use_tag = Some(hex::encode([3u8; 32]));
+        assert!(verify_details(&entries, &log.details, &key).is_err());
+        let untagged = (0..ix(N))
+            .find(|&i| log.entries[i].use_tag.is_none() && log.entries[i].approval_id.is_none())
+            .unwrap();
+        let mut entries = log.entries.clone();
+        entries[untagged].use_tag = Some(hex::encode([3u8; 32]));
+        assert!(verify_details(&entries, &log.details, &key).is_err());
+        // A policy swapped in the detail, or a hash on another entry.
+        let p = (0..ix(N))
+            .find(|&i| log.details[i].policy.is_some())
+            .unwrap();
+        let mut details = log.details.clone();
+        if let Some(doc) = details[p].policy.as_mut() {
+            doc.approval_threshold = 9;
+        }
+        assert!(verify_details(&log.entries, &details, &key).is_err());
+        let mut details = log.details.clone();
+        details[p].policy = None;
+        assert!(verify_details(&log.entries, &details, &key).is_err());
+        let mut entries = log.entries.clone();
+        entries[p + 1].policy_hash = log.entries[p].policy_hash.clone();
+        assert!(verify_details(&entries, &log.details, &key).is_err());
     }
 }
