@@ -85,10 +85,40 @@ fn the_public_log_links_no_entry_to_a_mailbox_and_probes_are_rate_limited() {
     // The burst of 6 out-of-region denials, then the caller is throttled.
     assert_eq!(denials[..6], [Denial::ApprovalRequired; 6]);
     assert_eq!(denials[6..], [Denial::RateLimited; 4]);
-    // Throttled, even a valid approval gets nothing; another caller is not affected.
-    assert_eq!(unwrap_one(&us, &a, Some(&doc)), Err(Denial::RateLimited));
+    // Throttled, even a valid approval gets nothing: the whole request is refused, with one
+    // entry. Another caller is not affected.
+    let refused = rt().block_on(us.unwrap(&[item(&a)], Some(&doc)));
+    assert!(
+        matches!(refused, Err(Error::Denied(Denial::RateLimited))),
+        "{refused:?}"
+    );
     let other = w.client(&w.us_claims_ie);
     assert_eq!(unwrap_one(&other, &a, None), Err(Denial::ApprovalRequired));
+    // Fresh certificates from the US CA do not escape: the region's bucket (4 × 6) runs out
+    // too, then a new certificate's request is refused whole.
+    let before = public_entries(&w).len();
+    for i in 0..4 {
+        let fresh = w.cas["us"].leaf(&format!("prober-{i}"), &[]);
+        let client = w.client(&fresh);
+        let _ = rt().block_on(client.unwrap(&items[..6], None));
+    }
+    let last = w.cas["us"].leaf("prober-last", &[]);
+    let refused = rt().block_on(w.client(&last).unwrap(&items, None));
+    assert!(
+        matches!(refused, Err(Error::Denied(Denial::RateLimited))),
+        "{refused:?}"
+    );
+    // The region had 24 - 7 = 17 denials left: the first two probers' 12 items are denied,
+    // the third's 5 too and its last is rate-limited, the fourth and the last are refused
+    // whole, one entry each.
+    let after = public_entries(&w);
+    assert_eq!(after.len() - before, 6 + 6 + 6 + 1 + 1);
+    assert_eq!(
+        after
+            .last()
+            .map(|e| (e.reason.as_str(), e.mailbox_commitment.is_none())),
+        Some(("rate_limited", true))
+    );
 
     let log = public_entries(&w);
     let commitments: Vec<&str> = log
@@ -98,9 +128,10 @@ fn the_public_log_links_no_entry_to_a_mailbox_and_probes_are_rate_limited() {
     // Every commitment is different: same mailbox or not, allowed or denied.
     let distinct: BTreeSet<&str> = commitments.iter().copied().collect();
     assert_eq!(distinct.len(), commitments.len(), "{commitments:?}");
-    // 2 in-region reads, 2 uses, 6 denied probes, 1 other caller (throttled items are
-    // decided before their mailbox is read: no commitment).
-    assert_eq!(commitments.len(), 11);
+    // 2 in-region reads, 2 uses, 6 denied probes, 1 other caller, and the probers' items
+    // denied before their region ran out (throttled items are decided before their mailbox
+    // is read: no commitment).
+    assert_eq!(commitments.len(), 11 + 6 + 6 + 5);
     // Use tags: on the two releases under the approval only, and equal to each other.
     let tagged: Vec<&PublicEntry> = log.iter().filter(|e| e.use_tag.is_some()).collect();
     assert_eq!(tagged.len(), 2);
@@ -251,4 +282,49 @@ fn every_policy_is_logged_before_it_takes_effect_and_sighup_reloads_it() {
             (policies[1].0, "reload", reload_hash.as_str())
         ]
     );
+}
+
+#[test]
+fn a_request_decided_under_a_policy_reloaded_meanwhile_is_refused_and_not_logged() {
+    use custodia_custodian::api::{StanzaItem, UnwrapRequest};
+    use custodia_custodian::config::Config;
+    use custodia_custodian::service::{Custodian, unix_now};
+    use custodia_custodian::tls::CallerIdentity;
+    use custodia_envelope::Region;
+
+    let mut w = world();
+    let a = w.seal(MAILBOX_A, "aoife/1.eml", b"A's mail");
+    // The same custodian, in this process (the server's data directory lock is released).
+    w.custodian.kill9();
+    let config = Config::load(&w.custodian.config).unwrap();
+    let c = Custodian::open(config.clone(), true).unwrap();
+    c.log_start().unwrap();
+    let caller = c.caller(CallerIdentity {
+        region: Region::new("ie").unwrap(),
+        name: "gateway-ie".into(),
+        key_hash: w.gw_ie.key_hash,
+    });
+    let request = UnwrapRequest {
+        caller_key: hex::encode([9u8; 32]),
+        approval: None,
+        items: vec![StanzaItem {
+            object_id: hex::encode(a.header.object_id().0),
+            context: hex::encode(a.header.context().to_bytes()),
+            stanza: hex::encode(a.header.stanzas()[0].to_bytes()),
+        }],
+    };
+    let logged = c.audit().stats().unwrap().0;
+    assert!(c.unwrap(&caller, &request, unix_now()).is_ok());
+    assert_eq!(c.audit().stats().unwrap().0, logged + 1);
+    // A reload lands between this caller's resolution and its decision being logged.
+    c.reload(&config).unwrap();
+    let size = c.audit().stats().unwrap().0;
+    assert!(matches!(
+        c.unwrap(&caller, &request, unix_now()),
+        Err(Error::PolicyChanged)
+    ));
+    assert_eq!(c.audit().stats().unwrap().0, size, "nothing logged");
+    // Resolved again under the policy in force, it goes through.
+    let caller = c.caller(caller.identity.clone());
+    assert!(c.unwrap(&caller, &request, unix_now()).is_ok());
 }

@@ -104,6 +104,8 @@ pub(crate) fn serve(config_path: &Path, dev: bool) -> Result<()> {
             .local_addr()
             .map_err(|e| Error::io("listener", e))?;
         reload_on_hangup(custodian.clone(), config_path.to_owned());
+        // The policy entry first: once `listening on` is printed, it is on the log.
+        custodian.log_start()?;
         println!("listening on {addr}");
         tracing::info!(%addr, "custodian serving");
         server::serve(custodian, listener, tls, shutdown_signal()).await

@@ -424,6 +424,12 @@ impl Config {
                 "at least 1 (a caller needs room for one denial)",
             ));
         }
+        if l.out_of_region_denials_per_minute == 0 {
+            return Err(Error::config(
+                "limits.out_of_region_denials_per_minute",
+                "at least 1 (a throttled caller must recover)",
+            ));
+        }
         if l.max_body_bytes < 1024 {
             return Err(Error::config("limits.max_body_bytes", "at least 1024"));
         }

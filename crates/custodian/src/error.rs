@@ -71,6 +71,10 @@ pub enum Error {
     /// The audit log could not be written: nothing is released.
     #[error("audit log unavailable: {0}")]
     LogUnavailable(String),
+    /// The policy was reloaded while the request was decided: nothing was logged or released;
+    /// retry (the connection is re-identified under the new policy).
+    #[error("the custodian's policy changed while the request was decided: retry")]
+    PolicyChanged,
 }
 
 impl Error {
@@ -94,7 +98,7 @@ impl Error {
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Transport(_) | Self::LogUnavailable(_) => true,
+            Self::Transport(_) | Self::LogUnavailable(_) | Self::PolicyChanged => true,
             Self::Denied(d) => d.is_retryable(),
             Self::Http { status, .. } => *status == 429 || *status >= 500,
             _ => false,

@@ -85,7 +85,7 @@ impl Policy {
                 config.approval_threshold,
             )?)
         };
-        let doc = PolicyDoc {
+        let mut doc = PolicyDoc {
             region: config.region.to_string(),
             custodian: config.custodian.to_string(),
             approval_threshold: if approvers.is_some() {
@@ -113,6 +113,16 @@ impl Policy {
                 })
                 .collect(),
         };
+        // Order carries no meaning: a reordered configuration is the same policy.
+        doc.approvers
+            .sort_by(|a, b| a.public_key.cmp(&b.public_key));
+        doc.client_cas.sort_by(|a, b| a.region.cmp(&b.region));
+        for ca in &mut doc.client_cas {
+            ca.roots.sort();
+            ca.crls.sort();
+        }
+        doc.callers
+            .sort_by(|a, b| (&a.region, &a.identity).cmp(&(&b.region, &b.identity)));
         Ok(Self {
             hash: doc.hash(),
             doc,

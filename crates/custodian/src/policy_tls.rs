@@ -8,15 +8,16 @@ use std::sync::{Arc, Mutex};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use tokio_rustls::TlsAcceptor;
 
+use crate::policy::Policy;
 use crate::service::{Caller, Custodian};
-use crate::tls::{RegionVerifier, server_config};
+use crate::tls::server_config;
 use crate::{Error, Result};
 
 /// The server's certificate and key, and the acceptor built for the policy in force.
 pub struct PolicyTls {
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
-    current: Mutex<(u64, TlsAcceptor, Arc<RegionVerifier>)>,
+    current: Mutex<(u64, TlsAcceptor, Arc<Policy>)>,
 }
 
 impl core::fmt::Debug for PolicyTls {
@@ -36,33 +37,33 @@ impl PolicyTls {
         custodian: &Custodian,
     ) -> Result<Self> {
         let (generation, policy) = custodian.policy_now()?;
-        let verifier = policy.verifier();
-        let config = server_config(chain.clone(), key.clone_key(), verifier.clone())?;
+        let config = server_config(chain.clone(), key.clone_key(), policy.verifier())?;
         Ok(Self {
             chain,
             key,
-            current: Mutex::new((generation, TlsAcceptor::from(config), verifier)),
+            current: Mutex::new((generation, TlsAcceptor::from(config), policy)),
         })
     }
 
-    /// The acceptor and verifier of the policy in force, rebuilt if a reload took effect
-    /// since the last call.
+    /// The policy in force, its generation and an acceptor verifying client certificates
+    /// under it (rebuilt if a reload took effect since the last call). A connection accepted
+    /// with it is identified under exactly that policy and generation.
     ///
     /// # Errors
     /// [`Error::Tls`] if the new configuration cannot be built (then the caller must not
     /// accept: the old one no longer reflects the policy).
-    pub fn current(&self, custodian: &Custodian) -> Result<(TlsAcceptor, Arc<RegionVerifier>)> {
+    pub fn current(&self, custodian: &Custodian) -> Result<(u64, TlsAcceptor, Arc<Policy>)> {
         let (generation, policy) = custodian.policy_now()?;
         let mut current = self
             .current
             .lock()
             .map_err(|_| Error::Tls("TLS state lock poisoned".into()))?;
         if current.0 != generation {
-            let verifier = policy.verifier();
-            let config = server_config(self.chain.clone(), self.key.clone_key(), verifier.clone())?;
-            *current = (generation, TlsAcceptor::from(config), verifier);
+            let config =
+                server_config(self.chain.clone(), self.key.clone_key(), policy.verifier())?;
+            *current = (generation, TlsAcceptor::from(config), policy);
         }
-        Ok((current.1.clone(), current.2.clone()))
+        Ok((current.0, current.1.clone(), current.2.clone()))
     }
 }
 
@@ -103,7 +104,10 @@ impl ConnectionCaller {
                     identity.region, identity.name, before.region, before.name
                 )));
             }
-            *current = (generation, Arc::new(custodian.caller(identity)));
+            *current = (
+                generation,
+                Arc::new(Custodian::caller_under(identity, generation, &policy)),
+            );
         }
         Ok(current.1.clone())
     }

@@ -9,7 +9,9 @@
 //! decision on the log: a caller whose out-of-region items keep being denied (probing
 //! candidate mailboxes, approvals or stanzas) empties its denial bucket, and then every
 //! out-of-region item it sends is denied `rate_limited`, approved or not, until the bucket
-//! refills.
+//! refills. A region whose CA can mint certificates at will could sidestep a per-certificate
+//! bucket, so each calling region also has one, four times as large and as fast, shared by
+//! all its callers.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -69,7 +71,11 @@ struct State {
     buckets: HashMap<([u8; 32], String), Bucket>,
     windows: HashMap<[u8; 32], Window>,
     denials: HashMap<[u8; 32], Bucket>,
+    region_denials: HashMap<String, Bucket>,
 }
+
+/// How much larger (capacity and refill) a region's denial bucket is than a caller's.
+const REGION_FACTOR: f64 = 4.0;
 
 /// The limiter. Time is passed in (seconds, fractional) so tests control it.
 #[derive(Debug)]
@@ -148,43 +154,57 @@ impl RateLimiter {
 
     fn denial_rates(&self) -> (f64, f64) {
         (
-            f64::from(self.limits.out_of_region_denials_per_minute) / 60.0,
+            f64::from(self.limits.out_of_region_denials_per_minute.max(1)) / 60.0,
             f64::from(self.limits.out_of_region_denial_burst.max(1)),
         )
     }
 
-    /// Whether `caller` may have an out-of-region item decided at `now`: false while its
-    /// out-of-region denials have emptied its bucket.
-    pub fn out_of_region_open(&self, caller: &[u8; 32], now: f64) -> bool {
+    /// Whether `caller` of `region` may have an out-of-region item decided at `now`: false
+    /// while its out-of-region denials, or its region's, have emptied their bucket.
+    pub fn out_of_region_open(&self, caller: &[u8; 32], region: &str, now: f64) -> bool {
         let Ok(mut st) = self.state.lock() else {
             return false;
         };
         let (rate, burst) = self.denial_rates();
-        match st.denials.get_mut(caller) {
-            None => true,
-            Some(b) => {
-                b.refill(now, rate, burst);
-                b.tokens >= 1.0
-            }
-        }
+        let own = st.denials.get_mut(caller).is_none_or(|b| {
+            b.refill(now, rate, burst);
+            b.tokens >= 1.0
+        });
+        let shared = st.region_denials.get_mut(region).is_none_or(|b| {
+            b.refill(now, rate * REGION_FACTOR, burst * REGION_FACTOR);
+            b.tokens >= 1.0
+        });
+        own && shared
     }
 
-    /// Charges `caller` one out-of-region denial at `now`.
-    pub fn charge_denial(&self, caller: &[u8; 32], now: f64) {
+    /// Charges `caller` of `region`, and the region, one out-of-region denial at `now`.
+    pub fn charge_denial(&self, caller: &[u8; 32], region: &str, now: f64) {
         let Ok(mut st) = self.state.lock() else {
             return;
         };
         let (rate, burst) = self.denial_rates();
         if st.denials.len() > MAX_BUCKETS {
+            // Forget full buckets (rate >= 1/min, so every bucket fills in time).
             st.denials
                 .retain(|_, b| b.tokens + (now - b.at) * rate < burst);
         }
+        let take = |b: &mut Bucket, rate: f64, burst: f64| {
+            b.refill(now, rate, burst);
+            b.tokens = (b.tokens - 1.0).max(0.0);
+        };
         let b = st.denials.entry(*caller).or_insert(Bucket {
             tokens: burst,
             at: now,
         });
-        b.refill(now, rate, burst);
-        b.tokens = (b.tokens - 1.0).max(0.0);
+        take(b, rate, burst);
+        let r = st
+            .region_denials
+            .entry(region.to_owned())
+            .or_insert(Bucket {
+                tokens: burst * REGION_FACTOR,
+                at: now,
+            });
+        take(r, rate * REGION_FACTOR, burst * REGION_FACTOR);
     }
 }
 
@@ -235,19 +255,46 @@ mod tests {
         });
         let (c, other) = ([1; 32], [2; 32]);
         for _ in 0..3 {
-            assert!(rl.out_of_region_open(&c, 100.0));
-            rl.charge_denial(&c, 100.0);
+            assert!(rl.out_of_region_open(&c, "us", 100.0));
+            rl.charge_denial(&c, "us", 100.0);
         }
-        assert!(!rl.out_of_region_open(&c, 100.0));
-        assert!(!rl.out_of_region_open(&c, 100.5));
-        assert!(rl.out_of_region_open(&other, 100.0), "per caller");
-        assert!(rl.out_of_region_open(&c, 101.0), "refills at 1/s");
-        rl.charge_denial(&c, 101.0);
-        assert!(!rl.out_of_region_open(&c, 101.0));
+        assert!(!rl.out_of_region_open(&c, "us", 100.0));
+        assert!(!rl.out_of_region_open(&c, "us", 100.5));
+        assert!(rl.out_of_region_open(&other, "us", 100.0), "per caller");
+        assert!(rl.out_of_region_open(&c, "us", 101.0), "refills at 1/s");
+        rl.charge_denial(&c, "us", 101.0);
+        assert!(!rl.out_of_region_open(&c, "us", 101.0));
         // Denials while closed keep it closed (no debt below zero, no overflow).
         for _ in 0..10 {
-            rl.charge_denial(&c, 101.0);
+            rl.charge_denial(&c, "us", 101.0);
         }
-        assert!(rl.out_of_region_open(&c, 102.0));
+        assert!(rl.out_of_region_open(&c, "us", 102.0));
+    }
+
+    #[test]
+    fn fresh_certificates_of_one_region_share_its_bucket() {
+        let rl = RateLimiter::new(RateLimits {
+            out_of_region_denials_per_minute: 60,
+            out_of_region_denial_burst: 2,
+            ..RateLimits::default()
+        });
+        // Each fresh certificate spends its own 2, all of them the region's 8.
+        for i in 0..4u8 {
+            let c = [i; 32];
+            for _ in 0..2 {
+                assert!(rl.out_of_region_open(&c, "us", 100.0));
+                rl.charge_denial(&c, "us", 100.0);
+            }
+        }
+        assert!(
+            !rl.out_of_region_open(&[9; 32], "us", 100.0),
+            "region empty"
+        );
+        assert!(
+            rl.out_of_region_open(&[9; 32], "fr", 100.0),
+            "another region"
+        );
+        // The region refills at 4/s.
+        assert!(rl.out_of_region_open(&[9; 32], "us", 100.25));
     }
 }

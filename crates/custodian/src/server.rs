@@ -73,6 +73,19 @@ fn from_error(e: &Error) -> Response<Body> {
             );
             r
         }
+        Error::PolicyChanged => {
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "policy_changed",
+                "the custodian's policy changed while the request was decided; nothing was \
+                 released: retry",
+            );
+            r.headers_mut().insert(
+                hyper::header::RETRY_AFTER,
+                hyper::header::HeaderValue::from_static("1"),
+            );
+            r
+        }
         Error::Config { .. } | Error::Keystore(_) => {
             error(StatusCode::CONFLICT, "precondition", e.to_string())
         }
@@ -515,6 +528,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     survive_file_size_limit();
+    // The policy served under goes on the log before the first connection is accepted.
+    custodian.log_start()?;
     let admission = Admission::new(custodian.config().limits.connections);
     let reads = Arc::new(ReadLimits::default());
     custodian.metrics.set_connection_gauge(admission.clone());
@@ -543,7 +558,7 @@ pub async fn serve(
         // delayed ACK (measured: 40 ms stalls on large batches).
         let _ = tcp.set_nodelay(true);
         // The client CAs and CRLs of the policy in force (rebuilt after a reload).
-        let (acceptor, verifier) = match tls.current(&custodian) {
+        let (generation, acceptor, policy) = match tls.current(&custodian) {
             Ok(current) => current,
             Err(e) => {
                 tracing::error!(error = %e, "no TLS configuration for the policy in force");
@@ -573,14 +588,14 @@ pub async fn serve(
                 }
             };
             drop(handshake);
-            let generation = custodian.policy_now().map_or(u64::MAX, |(g, _)| g);
             let chain: Vec<CertificateDer<'static>> = stream
                 .get_ref()
                 .1
                 .peer_certificates()
                 .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
                 .unwrap_or_default();
-            let identity = match verifier.identify(&chain, UnixTime::now()) {
+            // Identified under the policy whose CAs and CRLs the handshake used.
+            let identity = match policy.verifier().identify(&chain, UnixTime::now()) {
                 Ok(id) => id,
                 Err(e) => {
                     tracing::info!(%peer, error = %e, "caller not identified");
@@ -612,7 +627,7 @@ pub async fn serve(
             let caller = Arc::new(ConnectionCaller::new(
                 chain,
                 generation,
-                custodian.caller(identity),
+                Custodian::caller_under(identity, generation, &policy),
             ));
             let activity = Arc::new(Activity::default());
             let watched = activity.clone();

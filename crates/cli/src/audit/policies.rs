@@ -5,12 +5,17 @@
 use custodia_custodian::audit::entry::{DetailEntry, PublicEntry};
 use custodia_custodian::audit::policy::PolicyDoc;
 
+use crate::failure::{CliResult, Failure};
 use crate::out::escape;
 use crate::timefmt::utc;
 
 /// Prints the log's policy entries: each change (a hash unlike the one before) with its
 /// policy summarised when `details` has it, and how many starts or reloads kept the policy.
-pub(crate) fn print(public: &[PublicEntry], details: Option<&[DetailEntry]>) {
+///
+/// # Errors
+/// A verification failure if a detail's policy does not hash to its public entry's
+/// `policy_hash` (the hash is unkeyed: anyone with the details can check it).
+pub(crate) fn print(public: &[PublicEntry], details: Option<&[DetailEntry]>) -> CliResult {
     let mut previous: Option<&str> = None;
     let (mut entries, mut unchanged) = (0u64, 0u64);
     for (i, e) in public.iter().enumerate() {
@@ -18,6 +23,17 @@ pub(crate) fn print(public: &[PublicEntry], details: Option<&[DetailEntry]>) {
             continue;
         };
         entries += 1;
+        let doc = details
+            .and_then(|d| d.get(i))
+            .and_then(|d| d.policy.as_ref());
+        if let Some(doc) = doc
+            && doc.hash() != hash
+        {
+            return Err(Failure::verification(format!(
+                "entry {}: the policy in the details does not match the public policy hash",
+                e.seq
+            )));
+        }
         if previous == Some(hash) {
             unchanged += 1;
             continue;
@@ -34,10 +50,7 @@ pub(crate) fn print(public: &[PublicEntry], details: Option<&[DetailEntry]>) {
             escape(&e.reason),
             escape(hash)
         );
-        if let Some(doc) = details
-            .and_then(|d| d.get(i))
-            .and_then(|d| d.policy.as_ref())
-        {
+        if let Some(doc) = doc {
             summarise(doc);
         }
         previous = Some(hash);
@@ -50,6 +63,7 @@ pub(crate) fn print(public: &[PublicEntry], details: Option<&[DetailEntry]>) {
             entries - unchanged
         );
     }
+    Ok(())
 }
 
 fn summarise(doc: &PolicyDoc) {
@@ -71,7 +85,7 @@ fn summarise(doc: &PolicyDoc) {
             ca.roots.len(),
             ca.roots
                 .iter()
-                .map(|r| r.get(..16).unwrap_or(r))
+                .map(|r| escape(&r.chars().take(16).collect::<String>()))
                 .collect::<Vec<_>>()
                 .join(" "),
             ca.crls.len()
@@ -83,7 +97,7 @@ fn summarise(doc: &PolicyDoc) {
             escape(&c.region),
             escape(&c.identity),
             escape(&c.name),
-            c.roles.join(", ")
+            escape(&c.roles.join(", "))
         );
     }
 }

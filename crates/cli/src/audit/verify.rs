@@ -188,7 +188,7 @@ fn verify_dir(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| fail(dir.display(), e))?;
     let details = read_details(&dir)?;
-    super::policies::print(&public, details.as_deref());
+    super::policies::print(&public, details.as_deref())?;
     say!("audit log {} verified ({n} entries)", dir.display());
     Ok(())
 }
@@ -253,7 +253,7 @@ async fn verify_online(
             }
         }
     }
-    super::policies::print(&public, checked_details.as_deref());
+    super::policies::print(&public, checked_details.as_deref())?;
     if let Some(path) = &args.save_checkpoint {
         replace(path, latest.as_bytes())?;
         say!("saved the checkpoint to {}", path.display());

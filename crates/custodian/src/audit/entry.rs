@@ -224,6 +224,35 @@ mod tests {
     }
 
     #[test]
+    fn the_api_md_example_values_hold() {
+        // docs/API.md §6.3: the commitment key of the example keystore (seed 2a × 32).
+        let key: [u8; 32] =
+            hex::decode("f32ead34cd9f0e3fadcf4cb9e07ac49dda568413b2a1ba293f8abc970ed665d0")
+                .unwrap()
+                .try_into()
+                .unwrap();
+        let salt: [u8; SALT_LEN] = core::array::from_fn(|i| u8::try_from(i).unwrap());
+        let salt2: [u8; SALT_LEN] = core::array::from_fn(|i| u8::try_from(i + 16).unwrap());
+        let alice = "alice@example.ie";
+        assert_eq!(
+            salted_mailbox_commitment(&key, &salt, alice),
+            "57112c14164dcdc396c6072ecebe527d08700f401eaa0f2f8fb26024555149d9"
+        );
+        assert_eq!(
+            salted_mailbox_commitment(&key, &salt2, alice),
+            "c6d5503567d3ce8e5ac11d973ce3290a6812621d137b5175d872e77de4ca8618"
+        );
+        assert_eq!(
+            use_tag(&key, "123b760721ab406620f37dbdf4642ffc", alice),
+            "f9501d74c01dac60e1bac5c08fdb2dba91076bce7a783e4696a0efbc821db485"
+        );
+        assert_eq!(
+            mailbox_commitment(&key, alice),
+            "d432ba8ad206c10dcd510bd9b3984ce5756217dfe4abfd32c4b033fb51e4612c"
+        );
+    }
+
+    #[test]
     fn salted_commitments_and_use_tags_are_keyed_hmacs() {
         let key = [9u8; 32];
         let k = hmac::Key::new(hmac::HMAC_SHA256, &key);

@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 /// Prefix of the hashed encoding of a policy.
 const LABEL_POLICY: &[u8] = b"custodia policy v1\n";
 
-/// The effective policy, as written to a `policy` entry's restricted detail. Lists are in
-/// configuration order; certificates and CRLs are named by the SHA-256 of their DER.
+/// The effective policy, as written to a `policy` entry's restricted detail. Lists are sorted
+/// (approvers by key, CAs by region, roots and CRLs by fingerprint, callers by region and
+/// identity), so that reordering a configuration changes nothing; certificates and CRLs are
+/// named by the SHA-256 of their DER.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyDoc {

@@ -203,6 +203,18 @@ fn verify_commitment(p: &PublicEntry, d: &DetailEntry, key: &[u8; 32]) -> Result
 
 fn verify_use_tag(p: &PublicEntry, d: &DetailEntry, key: &[u8; 32]) -> Result<()> {
     let Some(published) = &p.use_tag else {
+        // Written since use tags exist (a salted entry), an allowed use must carry its tag:
+        // else the public recount of uses would miss it.
+        let untagged_use = p.outcome == super::super::decision_log::Outcome::Allow
+            && p.approval_id.is_some()
+            && d.mailbox.is_some()
+            && d.salt.is_some();
+        if untagged_use {
+            return Err(bad(format!(
+                "entry {}: an allowed use of an approval without its use tag",
+                p.seq
+            )));
+        }
         return Ok(());
     };
     let expected = match (p.outcome, &p.approval_id, &d.mailbox) {
@@ -583,6 +595,8 @@ mod tests {
             .unwrap();
         let mut entries = log.entries.clone();
         entries[tagged].use_tag = Some(hex::encode([3u8; 32]));
+        assert!(verify_details(&entries, &log.details, &key).is_err());
+        entries[tagged].use_tag = None;
         assert!(verify_details(&entries, &log.details, &key).is_err());
         let untagged = (0..ix(N))
             .find(|&i| log.entries[i].use_tag.is_none() && log.entries[i].approval_id.is_none())

@@ -17,9 +17,9 @@ use crate::api::{
 use crate::approval::{Action, Expected, Revocation, SignedApproval, VerifiedApproval};
 use crate::audit::checkpoint::origin;
 use crate::audit::entry::PublicEntry;
-use crate::audit_store::{AuditReceipt, AuditStore};
+use crate::audit_store::AuditStore;
 use crate::config::{CallerConfig, Config, KekSource, Role};
-use crate::decision_log::{Decision, DecisionLog, Outcome};
+use crate::decision_log::{Decision, Outcome};
 use crate::kek::LocalKek;
 use crate::keystore::{KeyStatus, Keystore};
 use crate::manifest::SignedManifest;
@@ -29,6 +29,9 @@ use crate::ratelimit::RateLimiter;
 use crate::tls::CallerIdentity;
 use crate::{Error, Result};
 
+mod policy_state;
+pub use policy_state::Reloaded;
+
 /// An authenticated caller: identity from its certificate, policy entry from the config.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -36,6 +39,9 @@ pub struct Caller {
     pub identity: CallerIdentity,
     /// Its policy entry, if it has one.
     pub entry: Option<CallerConfig>,
+    /// The policy generation both were resolved under: its decisions are logged only while
+    /// that policy is in force.
+    pub generation: u64,
 }
 
 impl Caller {
@@ -101,6 +107,8 @@ pub struct Custodian {
     manifest: RwLock<SignedManifest>,
     /// The policy in force and its generation (bumped by every reload that took effect).
     policy: RwLock<(u64, Arc<Policy>)>,
+    /// Whether the start's policy entry is written ([`Custodian::log_start`]).
+    started: std::sync::atomic::AtomicBool,
     approvals_used: Mutex<ApprovalUses>,
     /// Held for the life of the service: the data directory's exclusive lock.
     _lock: std::fs::File,
@@ -118,17 +126,6 @@ impl core::fmt::Debug for Custodian {
             self.config.region, self.config.custodian
         )
     }
-}
-
-/// What a reload did ([`Custodian::reload`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reloaded {
-    /// The hash of the policy now in force.
-    pub hash: String,
-    /// Whether it differs from the policy before.
-    pub changed: bool,
-    /// Changed settings that only a restart applies.
-    pub needs_restart: Vec<&'static str>,
 }
 
 struct ItemDecision {
@@ -197,107 +194,12 @@ impl Custodian {
             kek: Mutex::new(kek),
             manifest: RwLock::new(manifest),
             policy: RwLock::new((0, policy.clone())),
+            started: std::sync::atomic::AtomicBool::new(false),
             limiter,
             metrics: Metrics::default(),
             config,
         };
-        // The policy serving starts under goes on the log before anything is served.
-        custodian.log_policy(&policy, "start", unix_now())?;
         Ok(custodian)
-    }
-
-    /// Appends the `policy` entry of `policy` (reason `start` or `reload`).
-    fn log_policy(&self, policy: &Policy, reason: &str, now: u64) -> Result<AuditReceipt> {
-        let mut e = Decision {
-            seq: 0,
-            time: now,
-            operation: "policy".into(),
-            caller_region: self.config.region.to_string(),
-            caller_name: "operator".into(),
-            caller_key_hash: String::new(),
-            mailbox: None,
-            object_id: None,
-            key_version: None,
-            approval_id: None,
-            outcome: Outcome::Allow,
-            reason: reason.into(),
-            flags: Vec::new(),
-            policy: Some(policy.doc().clone()),
-        };
-        self.write_log(std::slice::from_mut(&mut e))
-    }
-
-    /// The policy in force.
-    ///
-    /// # Errors
-    /// Only on a poisoned lock.
-    pub fn policy(&self) -> Result<Arc<Policy>> {
-        Ok(self.policy.read().map_err(|_| poisoned())?.1.clone())
-    }
-
-    /// The policy in force and its generation (how many reloads have taken effect): a
-    /// connection identified under an older generation re-checks its certificate and roles
-    /// before its next request.
-    ///
-    /// # Errors
-    /// Only on a poisoned lock.
-    pub fn policy_now(&self) -> Result<(u64, Arc<Policy>)> {
-        let slot = self.policy.read().map_err(|_| poisoned())?;
-        Ok((slot.0, slot.1.clone()))
-    }
-
-    /// Reloads the policy from `config` (the same file re-read): its approvers and M, client
-    /// CAs and CRLs, and callers. The new policy is put on the audit log (a `policy` entry,
-    /// reason `reload`) before it takes effect; if it cannot be loaded or logged, the policy
-    /// in force stays. Settings outside the policy (listen address, data directory, TLS
-    /// identity, KEK, limits) are not reloaded: their names are returned, for the operator to
-    /// restart.
-    ///
-    /// # Errors
-    /// [`Error::Config`] if `config` is for another custodian; loading errors
-    /// ([`Policy::load`]); [`Error::LogUnavailable`].
-    pub fn reload(&self, config: &Config) -> Result<Reloaded> {
-        if config.region != self.config.region || config.custodian != self.config.custodian {
-            return Err(Error::config(
-                "region",
-                format!(
-                    "the config now names {}/{}, this process serves {}/{}: restart instead",
-                    config.region, config.custodian, self.config.region, self.config.custodian
-                ),
-            ));
-        }
-        let policy = Policy::load(config)?;
-        let previous = self.policy()?;
-        self.log_policy(&policy, "reload", unix_now())?;
-        let changed = policy.hash() != previous.hash();
-        let hash = policy.hash().to_owned();
-        {
-            let mut slot = self.policy.write().map_err(|_| poisoned())?;
-            *slot = (slot.0 + 1, Arc::new(policy));
-        }
-        let c = &self.config;
-        let needs_restart = [
-            ("listen", config.listen != c.listen),
-            ("data_dir", config.data_dir != c.data_dir),
-            (
-                "tls",
-                config.tls_cert != c.tls_cert || config.tls_key != c.tls_key,
-            ),
-            ("kek", config.kek != c.kek),
-            (
-                "manifest.validity_secs",
-                config.manifest_validity_secs != c.manifest_validity_secs,
-            ),
-            ("limits", config.limits != c.limits),
-        ]
-        .into_iter()
-        .filter_map(|(name, differs)| differs.then_some(name))
-        .collect();
-        Ok(Reloaded {
-            hash,
-            changed,
-            needs_restart,
-        })
     }
 
     fn open_keystore(config: &Config, path: &Path, dev: bool) -> Result<(LocalKek, Keystore)> {
@@ -325,16 +227,6 @@ impl Custodian {
     #[must_use]
     pub fn config(&self) -> &Config {
         &self.config
-    }
-
-    /// The caller for a verified identity.
-    #[must_use]
-    pub fn caller(&self, identity: CallerIdentity) -> Caller {
-        let entry = self
-            .policy()
-            .ok()
-            .and_then(|p| p.caller(&identity.region, &identity.name).cloned());
-        Caller { identity, entry }
     }
 
     /// The current signed manifest, re-signed once half its validity has passed.
@@ -399,26 +291,6 @@ impl Custodian {
         }
     }
 
-    fn write_log(&self, batch: &mut [Decision]) -> Result<AuditReceipt> {
-        match self.audit.append(batch) {
-            Ok(receipt) => {
-                for d in batch.iter() {
-                    self.metrics
-                        .decision(&d.operation, d.outcome.as_str(), &d.reason);
-                }
-                if let Ok((_, _, fsync)) = self.audit.stats() {
-                    self.metrics.fsync(fsync);
-                }
-                Ok(receipt)
-            }
-            Err(e) => {
-                self.metrics.log_failure();
-                tracing::error!(error = %e, "decision log write failed: releasing nothing");
-                Err(e)
-            }
-        }
-    }
-
     fn verify_approval(
         &self,
         caller: &Caller,
@@ -474,6 +346,21 @@ impl Custodian {
         let in_region = caller.identity.region == self.config.region;
         #[allow(clippy::cast_precision_loss, reason = "seconds fit in f64")]
         let now_f = now as f64;
+        if !in_region
+            && !self.limiter.out_of_region_open(
+                &caller.identity.key_hash,
+                caller.identity.region.as_str(),
+                now_f,
+            )
+        {
+            // Throttled: the whole request is refused with one entry, so a prober cannot
+            // grow the log by a batch per request either.
+            self.metrics.rate_limited();
+            let mut e = self.decision(caller, "unwrap", now);
+            Denial::RateLimited.as_str().clone_into(&mut e.reason);
+            self.write_log(caller, &mut [e])?;
+            return Err(Error::Denied(Denial::RateLimited));
+        }
         let mut items: Vec<ItemDecision> = {
             let ks = self.keystore.read().map_err(|_| poisoned())?;
             req.items
@@ -509,6 +396,9 @@ impl Custodian {
                 } else {
                     charged.insert(tag);
                 }
+                if d.result.is_err() && !in_region {
+                    self.charge_out_of_region(caller, now_f);
+                }
             }
         }
 
@@ -540,7 +430,7 @@ impl Custodian {
                 e
             })
             .collect();
-        let receipt = self.write_log(&mut log)?;
+        let receipt = self.write_log(caller, &mut log)?;
         if let Some(id) = &approval_id {
             for tag in charged {
                 *uses.counts.entry((id.clone(), tag)).or_default() += 1;
@@ -583,9 +473,11 @@ impl Custodian {
             bulk: false,
         };
         if !in_region
-            && !self
-                .limiter
-                .out_of_region_open(&caller.identity.key_hash, now)
+            && !self.limiter.out_of_region_open(
+                &caller.identity.key_hash,
+                caller.identity.region.as_str(),
+                now,
+            )
         {
             self.metrics.rate_limited();
             d.result = Err(Denial::RateLimited);
@@ -593,7 +485,7 @@ impl Custodian {
         }
         let Some((object_id, context, stanza)) = parse_item(item) else {
             if !in_region {
-                self.limiter.charge_denial(&caller.identity.key_hash, now);
+                self.charge_out_of_region(caller, now);
             }
             return d;
         };
@@ -638,9 +530,18 @@ impl Custodian {
                 .map_err(|_| Denial::StanzaInvalid)
         })();
         if !in_region && matches!(d.result, Err(e) if e != Denial::RateLimited) {
-            self.limiter.charge_denial(&caller.identity.key_hash, now);
+            self.charge_out_of_region(caller, now);
         }
         d
+    }
+
+    /// Charges one out-of-region denial to `caller` and its region (3.4.1).
+    fn charge_out_of_region(&self, caller: &Caller, now: f64) {
+        self.limiter.charge_denial(
+            &caller.identity.key_hash,
+            caller.identity.region.as_str(),
+            now,
+        );
     }
 
     /// Rewraps a batch of this custodian's stanzas to its active key version. No share leaves.
@@ -698,7 +599,7 @@ impl Custodian {
             results.push(outcome);
         }
         drop(ks);
-        self.write_log(&mut log)?;
+        self.write_log(caller, &mut log)?;
         Ok(RewrapResponse {
             results: results
                 .into_iter()
@@ -722,7 +623,7 @@ impl Custodian {
             let mut e = self.decision(caller, op, now);
             e.key_version = version;
             d.as_str().clone_into(&mut e.reason);
-            self.write_log(&mut [e])?;
+            self.write_log(caller, &mut [e])?;
             return Err(Error::Denied(d));
         }
         Ok(())
@@ -741,7 +642,7 @@ impl Custodian {
         e.approval_id = approval;
         e.outcome = Outcome::Allow;
         e.reason = "admin".into();
-        self.write_log(&mut [e]).map(|_| ())
+        self.write_log(caller, &mut [e]).map(|_| ())
     }
 
     /// Rotates: a new active key version; the previous one is retired (still unwraps).
@@ -800,7 +701,7 @@ impl Custodian {
             let mut e = self.decision(caller, op, now);
             e.key_version = Some(version);
             reason.clone_into(&mut e.reason);
-            self.write_log(&mut [e])?;
+            self.write_log(caller, &mut [e])?;
             return Err(err);
         }
         Ok(())
@@ -836,7 +737,7 @@ impl Custodian {
                 let mut e = self.decision(caller, "destroy", now);
                 e.key_version = Some(version);
                 d.as_str().clone_into(&mut e.reason);
-                self.write_log(&mut [e])?;
+                self.write_log(caller, &mut [e])?;
                 return Err(Error::Denied(d));
             }
         };
@@ -860,7 +761,7 @@ impl Custodian {
             e.key_version = Some(version);
             e.approval_id = Some(id);
             d.as_str().clone_into(&mut e.reason);
-            self.write_log(&mut [e])?;
+            self.write_log(caller, &mut [e])?;
             return Err(Error::Denied(d));
         }
         self.log_allow(caller, "destroy", Some(version), Some(id.clone()), now)?;
@@ -927,13 +828,13 @@ impl Custodian {
                 let mut uses = self.approvals_used.lock().map_err(|_| poisoned())?;
                 e.outcome = Outcome::Allow;
                 e.reason = "revoked".into();
-                self.write_log(&mut [e])?;
+                self.write_log(caller, &mut [e])?;
                 uses.revoked.insert(rid.to_string());
                 Ok(())
             }
             Err(d) => {
                 d.as_str().clone_into(&mut e.reason);
-                self.write_log(&mut [e])?;
+                self.write_log(caller, &mut [e])?;
                 Err(Error::Denied(d))
             }
         }
