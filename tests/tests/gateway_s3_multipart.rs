@@ -752,3 +752,176 @@ fn store_side_part_attacks_fail() {
         "another object's layout was accepted"
     );
 }
+
+#[test]
+fn a_part_resent_and_put_back_is_refused_and_legacy_layouts_need_their_route_flag() {
+    use custodia_envelope::multipart::Layout;
+    use custodia_envelope::{Binding, Header, Metadata};
+
+    let m = mp_setup();
+    let profile = custodia_envelope::Profile::DEFAULT;
+    let full = usize::try_from(profile.sealed_len(PART as u64).unwrap()).unwrap();
+    let key = "aoife@example.ie/spliced.eml";
+    let id = m.create(key);
+    let p1 = body(PART);
+    let e1 = m.part(key, &id, 1, &p1);
+    // Part 2 sent with A, its sealed bytes kept (as whoever holds the store can), then sent
+    // again with B; the upload completes with B.
+    let before: Vec<std::path::PathBuf> = files_under(&m.store.root);
+    let _ea = m.part(key, &id, 2, &vec![b'A'; PART]);
+    let sealed_a: Vec<u8> = files_under(&m.store.root)
+        .into_iter()
+        .filter(|p| !before.contains(p) && std::fs::metadata(p).unwrap().len() == full as u64)
+        .map(|p| std::fs::read(p).unwrap())
+        .next()
+        .expect("the store keeps the sealed part");
+    let e2 = m.part(key, &id, 2, &vec![b'B'; PART]);
+    let e3 = m.part(key, &id, 3, b"the end");
+    ok(
+        &m.complete(key, &id, &[(1, &e1), (2, &e2), (3, &e3)]),
+        "complete",
+    );
+    let mut want = p1.clone();
+    want.extend_from_slice(&vec![b'B'; PART]);
+    want.extend_from_slice(b"the end");
+    assert!(m.download(key) == Some(want.clone()));
+    // A completion naming ListParts' ETags (which cannot name the sealed parts) is refused
+    // with a clear error, not completed with unbound parts.
+    let other = "aoife@example.ie/listed.eml";
+    let oid = m.create(other);
+    let _ = m.part(other, &oid, 1, b"only part");
+    let listed = m.json(
+        &[
+            "list-parts",
+            "--bucket",
+            "mail",
+            "--key",
+            other,
+            "--upload-id",
+            &oid,
+        ],
+        "list-parts",
+    );
+    let etag = listed["Parts"][0]["ETag"].as_str().unwrap().to_owned();
+    let refused = m.complete(other, &oid, &[(1, &etag)]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("InvalidPart"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // Put A back in place of B: two valid envelopes for one upload, part and name.
+    let original = std::fs::read(m.stored(key)).unwrap();
+    let spliced = [&original[..full], &sealed_a[..], &original[2 * full..]].concat();
+    assert_eq!(spliced.len(), original.len());
+    std::fs::write(m.stored(key), &spliced).unwrap();
+    assert!(
+        m.download(key).is_none(),
+        "a re-sent part put back was served"
+    );
+    let out = m.tmp.path().join("r");
+    let range = m.api(&[
+        "get-object",
+        "--bucket",
+        "mail",
+        "--key",
+        key,
+        "--range",
+        &format!("bytes={}-{}", PART + 5, PART + 9),
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        !range.status.success(),
+        "a range of the put-back part was served"
+    );
+    std::fs::write(m.stored(key), &original).unwrap();
+    assert!(m.download(key) == Some(want.clone()));
+
+    // The same object with its layout record rewritten as a version 1 layout (as gateways
+    // wrote them before part binding): refused, listed by verify, readable where the route
+    // sets legacy_layouts.
+    let lkey = format!(".custodia/layout/{key}/3");
+    let lpath = m.store.root.join("mail").join(&lkey);
+    let record = std::fs::read(&lpath).unwrap();
+    let w = &m._w;
+    let ie = custodia_envelope::Region::new("ie").unwrap();
+    let v1 = custodia_tests::world::rt().block_on(async {
+        let dir = w.sdk_directory(&w.gw_ie);
+        dir.refresh().await.unwrap();
+        let client = custodia::Client::builder(
+            dir,
+            custodia::Policy::builder()
+                .domain("example.ie", &ie)
+                .build(),
+        )
+        .build();
+        let binding = Binding::new("mail", &lkey).unwrap();
+        let header = Header::parse(&record[..profile.header_size()]).unwrap();
+        let unlocked = client.unlock(&header, &binding, None).await.unwrap();
+        let body = unlocked.open(&record).unwrap();
+        let (layout, meta_env) = Layout::parse(unlocked.metadata(), &body).unwrap();
+        assert!(!layout.is_legacy());
+        let mut v1 = Metadata::new();
+        for k in ["upload", "parts", "part-size", "last-size"] {
+            v1.insert(k, unlocked.metadata().get(k).unwrap()).unwrap();
+        }
+        client
+            .seal_in(
+                "aoife@example.ie",
+                &[("upload", &id), ("part", "layout")],
+                &binding,
+                meta_env,
+                &v1,
+            )
+            .unwrap()
+    });
+    std::fs::write(&lpath, &v1).unwrap();
+    assert!(m.download(key).is_none(), "a version 1 layout was read");
+    let config = m.tmp.path().join("gw").join("gateway.toml");
+    let verify = std::process::Command::new(custodia_tests::custodia_bin())
+        .args([
+            "verify",
+            "--config",
+            config.to_str().unwrap(),
+            "--bucket",
+            "mail",
+        ])
+        .args(["--json", "--quiet"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&verify.stdout).unwrap_or_else(|_| panic!("{}", stderr(&verify)));
+    assert_eq!(report["counts"]["legacy_layout"], 1, "{report}");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let lenient = text.replacen(
+        "[[route]]\nbucket = \"mail\"\nkey = '^(?P<mailbox>[^/]+@[^/]+)/'\n",
+        "[[route]]\nbucket = \"mail\"\nkey = '^(?P<mailbox>[^/]+@[^/]+)/'\nlegacy_layouts = true\n",
+        1,
+    );
+    assert_ne!(lenient, text);
+    let legacy_dir = m.tmp.path().join("gw-legacy");
+    std::fs::create_dir_all(&legacy_dir).unwrap();
+    for f in std::fs::read_dir(m.tmp.path().join("gw")).unwrap() {
+        let f = f.unwrap();
+        if f.file_type().unwrap().is_file() {
+            std::fs::copy(f.path(), legacy_dir.join(f.file_name())).unwrap();
+        }
+    }
+    let gw = GatewayProc::start(&legacy_dir, &lenient);
+    let out = m.tmp.path().join("legacy-download");
+    ok(
+        &aws(
+            gw.s3.unwrap(),
+            &[
+                "s3",
+                "cp",
+                &format!("s3://mail/{key}"),
+                out.to_str().unwrap(),
+            ],
+            None,
+        ),
+        "download with legacy_layouts",
+    );
+    assert!(std::fs::read(&out).unwrap() == want);
+}

@@ -90,6 +90,11 @@ pub enum Error {
     /// Bytes followed the final chunk.
     #[error("trailing data after the final chunk")]
     TrailingData,
+    /// A part of a multipart object is not the one its layout names: from another upload or
+    /// position, or (layout version 2) another envelope than the upload completed with — a
+    /// part re-sent and put back, or swapped in.
+    #[error("multipart layout mismatch: {0}")]
+    LayoutMismatch(&'static str),
 
     // ---- API misuse ------------------------------------------------------------------------
     /// The caller passed an argument the format cannot express.

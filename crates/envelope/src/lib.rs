@@ -49,6 +49,7 @@ mod error;
 mod header;
 mod keys;
 mod mailbox;
+pub mod multipart;
 mod names;
 mod open;
 mod pairs;

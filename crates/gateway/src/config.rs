@@ -166,6 +166,11 @@ pub struct RouteEntry {
     /// Serve objects without a Custodia header as plaintext (migration only; default off).
     #[serde(default)]
     pub legacy_plaintext: bool,
+    /// Read multipart objects whose layout record predates part binding (layout version 1,
+    /// written before December 2026): a part re-sent during such an upload could be put back
+    /// in place of the one it completed with. Default off; `custodia verify` lists them.
+    #[serde(default)]
+    pub legacy_layouts: bool,
 }
 
 /// Limits.

@@ -69,6 +69,14 @@ pub enum Error {
     /// plaintext (unless its route allows legacy plaintext).
     #[error("the stored object is not sealed by Custodia; refusing to serve it")]
     NotSealed,
+    /// A multipart object whose layout record predates part binding (layout version 1): a
+    /// part re-sent during its upload could have been put back in its place, so it is
+    /// refused unless its route sets `legacy_layouts`.
+    #[error(
+        "the multipart object has a version 1 layout, which does not bind its parts; refused \
+         unless its route sets legacy_layouts (re-seal it: docs/GATEWAY.md)"
+    )]
+    LegacyLayout,
     /// The stored object failed verification (tampered, truncated, moved or swapped).
     #[error("the stored object failed verification: {0}")]
     Tampered(custodia_envelope::Error),
@@ -143,7 +151,9 @@ impl Error {
             Self::LengthRequired => StatusCode::LENGTH_REQUIRED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
-            Self::NotSealed | Self::Tampered(_) | Self::WrongMailbox => StatusCode::BAD_GATEWAY,
+            Self::NotSealed | Self::Tampered(_) | Self::WrongMailbox | Self::LegacyLayout => {
+                StatusCode::BAD_GATEWAY
+            }
             Self::CustodianUnavailable(_) | Self::UpstreamUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -182,6 +192,7 @@ impl Error {
             Self::NotFound => "NoSuchKey",
             Self::RangeNotSatisfiable { .. } => "InvalidRange",
             Self::NotSealed => "NotSealed",
+            Self::LegacyLayout => "LegacyLayout",
             Self::Tampered(_) | Self::WrongMailbox => "ObjectVerificationFailed",
             Self::CustodianUnavailable(_) | Self::UpstreamUnavailable(_) => "ServiceUnavailable",
             Self::TooLarge(_) => "EntityTooLarge",

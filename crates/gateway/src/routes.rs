@@ -15,6 +15,7 @@ pub struct Route {
     bucket: String,
     key: Regex,
     legacy_plaintext: bool,
+    legacy_layouts: bool,
 }
 
 /// What a route says about one key.
@@ -25,6 +26,8 @@ pub struct Resolved {
     pub mailbox: String,
     /// Whether objects without a Custodia header may be served as plaintext.
     pub legacy_plaintext: bool,
+    /// Whether multipart objects with a version 1 layout (parts not bound) may be read.
+    pub legacy_layouts: bool,
 }
 
 /// Keys under this prefix hold the gateway's own records: refused to clients, hidden from
@@ -117,6 +120,7 @@ impl Route {
             bucket: entry.bucket.clone(),
             key,
             legacy_plaintext: entry.legacy_plaintext,
+            legacy_layouts: entry.legacy_layouts,
         })
     }
 }
@@ -200,6 +204,7 @@ impl Routes {
                 (!mailbox.is_empty()).then(|| Resolved {
                     mailbox: mailbox.to_owned(),
                     legacy_plaintext: r.legacy_plaintext,
+                    legacy_layouts: r.legacy_layouts,
                 })
             })
             .ok_or_else(|| Error::NoRoute {
@@ -219,6 +224,7 @@ mod tests {
             bucket: bucket.into(),
             key: key.into(),
             legacy_plaintext: false,
+            legacy_layouts: false,
         }
     }
 

@@ -7,15 +7,21 @@
 //! metadata is sealed at CreateMultipartUpload into a small envelope kept under
 //! `.custodia/uploads/`; at completion the gateway checks the parts (numbered 1..N, all but
 //! the last of one size that is a multiple of the chunk size) and writes a layout envelope
-//! under `.custodia/layout/{key}` (upload id, part count and sizes; its body is the metadata
-//! envelope). Readers verify the layout against every part header and the stored length,
-//! so dropped, duplicated, reordered or foreign parts fail.
+//! under `.custodia/layout/{key}` (upload id, part count and sizes, and every part's object
+//! id; its body also carries the metadata envelope: [`custodia_envelope::multipart`]).
+//! Readers verify the layout against every part header and the stored length, so dropped,
+//! duplicated, reordered, foreign or re-sent parts fail.
+//!
+//! The part's object id reaches the completion through the ETag the client got for the part
+//! (the gateway keeps no state between requests, and the store does not let a part be read
+//! before completion): `p-` and the hex of `{number}:{object id hex}:{store ETag}`.
 
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use custodia::Client;
-use custodia_envelope::{Binding, Header, Metadata, Opener, PREFIX_LEN, Profile};
+use custodia_envelope::multipart::{CTX_PART, CTX_UPLOAD, Layout};
+use custodia_envelope::{Binding, Header, Metadata, ObjectId, Opener, PREFIX_LEN, Profile};
 use futures_util::{StreamExt, TryStreamExt};
 
 use super::{GetObject, ObjectInfo, Objects, RangeSpec, count, opaque_etag};
@@ -30,68 +36,40 @@ pub const UPLOADS_PREFIX: &str = ".custodia/uploads/";
 pub const LAYOUT_PREFIX: &str = ".custodia/layout/";
 /// Highest part number S3 allows.
 pub const MAX_PARTS: u32 = 10_000;
-/// Context entry naming the upload.
-const CTX_UPLOAD: &str = "upload";
-/// Context entry naming the part (`1`..=`10000`, `metadata` or `layout`).
-const CTX_PART: &str = "part";
-/// Largest layout envelope read.
+/// Largest layout envelope read (10,000 part ids and the metadata record fit).
 const MAX_LAYOUT: usize = 1 << 20;
 
-/// A verified layout.
-#[derive(Debug, Clone)]
-pub(crate) struct Layout {
-    upload: String,
-    parts: u64,
-    part_size: u64,
-    last_size: u64,
-}
-
-impl Layout {
-    fn plaintext_len(&self) -> u64 {
-        (self.parts - 1) * self.part_size + self.last_size
-    }
-
-    /// Stored size of part `i` (0-based).
-    fn stored(&self, profile: Profile, i: u64) -> Result<u64> {
-        let plain = if i + 1 == self.parts {
-            self.last_size
-        } else {
-            self.part_size
-        };
-        profile
-            .sealed_len(plain)
-            .ok_or_else(|| Error::TooLarge("part size overflows".into()))
-    }
-
-    fn stored_total(&self, profile: Profile) -> Result<u64> {
-        let full = self.stored(profile, 0)?;
-        let last = self.stored(profile, self.parts - 1)?;
-        full.checked_mul(self.parts - 1)
-            .and_then(|n| n.checked_add(last))
-            .ok_or_else(|| Error::TooLarge("object size overflows".into()))
-    }
-}
-
-/// The ETag a client gets for part `number`: the part number and the store's part ETag (of
-/// sealed bytes), hex-encoded behind a `p-` prefix, so CompleteMultipartUpload can name the
-/// store's parts without any state in the gateway and a part listed under another number
-/// is refused even where the store does not list part ETags; not shaped like an MD5 and not
-/// derived from plaintext.
+/// The ETag a client gets for part `number`: the part number, its envelope's object id (when
+/// known: UploadPart, not ListParts) and the store's part ETag (of sealed bytes),
+/// hex-encoded behind a `p-` prefix, so CompleteMultipartUpload can name the store's parts
+/// and bind their envelopes without any state in the gateway, and a part listed under
+/// another number is refused even where the store does not list part ETags; not shaped like
+/// an MD5 and not derived from plaintext.
 #[must_use]
-pub(crate) fn part_etag(number: u32, store_etag: &str) -> String {
+pub(crate) fn part_etag(number: u32, id: Option<&ObjectId>, store_etag: &str) -> String {
     let inner = store_etag.trim().trim_matches('"');
-    format!(
-        "\"p-{}\"",
-        hex::encode(format!("{number}:{inner}").as_bytes())
-    )
+    let text = match id {
+        Some(id) => format!("{number}:{}:{inner}", hex::encode(id.0)),
+        None => format!("{number}:{inner}"),
+    };
+    format!("\"p-{}\"", hex::encode(text.as_bytes()))
 }
 
-/// The part number and store ETag inside a [`part_etag`].
-fn store_part_etag(client_etag: &str) -> Option<(u32, String)> {
+/// A client's part ETag decoded: part number, object id (if it carries one), store ETag.
+type PartEtag = (u32, Option<ObjectId>, String);
+
+/// The part number, object id and store ETag inside a [`part_etag`].
+fn store_part_etag(client_etag: &str) -> Option<PartEtag> {
     let hexed = client_etag.trim().trim_matches('"').strip_prefix("p-")?;
     let text = String::from_utf8(hex::decode(hexed).ok()?).ok()?;
-    let (n, etag) = text.split_once(':')?;
-    Some((n.parse().ok()?, etag.to_owned()))
+    let (n, rest) = text.split_once(':')?;
+    let id = rest
+        .get(..64)
+        .filter(|_| rest.as_bytes().get(64) == Some(&b':'))
+        .and_then(|h| <[u8; 32]>::try_from(hex::decode(h).ok()?).ok())
+        .map(ObjectId);
+    let etag = if id.is_some() { &rest[65..] } else { rest };
+    Some((n.parse().ok()?, id, etag.to_owned()))
 }
 
 fn tampered(what: &'static str) -> Error {
@@ -177,12 +155,6 @@ fn parse_stored_header(bytes: &[u8]) -> Result<Header> {
     Header::parse(h).map_err(Error::Tampered)
 }
 
-fn number(m: &Metadata, k: &str) -> Result<u64> {
-    m.get(k)
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| tampered("layout without its sizes"))
-}
-
 impl Objects {
     fn s3(&self) -> Result<&S3Store> {
         match self.store.as_ref() {
@@ -261,6 +233,7 @@ impl Objects {
             &binding,
             &Metadata::new(),
         )?;
+        let id = *Header::parse(&header).map_err(Error::Tampered)?.object_id();
         let stored_len = self
             .client
             .profile()
@@ -280,7 +253,7 @@ impl Objects {
             .upload_part(bucket, key, upload, number, stored_len, body)
             .await
         {
-            Ok(etag) => Ok(etag.as_deref().map(|e| part_etag(number, e))),
+            Ok(etag) => Ok(etag.as_deref().map(|e| part_etag(number, Some(&id), e))),
             Err(e) => Err(failure.take().unwrap_or(e)),
         }
     }
@@ -316,17 +289,27 @@ impl Objects {
         let profile = self.client.profile();
         let mut sizes = Vec::with_capacity(client_parts.len());
         let mut etags = Vec::with_capacity(client_parts.len());
+        let mut ids = Vec::with_capacity(client_parts.len());
         for (n, etag) in client_parts {
             let p = stored.iter().find(|p| p.number == *n).ok_or_else(|| {
                 Error::BadRequest(format!("InvalidPart: part {n} was not uploaded"))
             })?;
             let bad_etag =
                 || Error::BadRequest(format!("InvalidPart: part {n}'s ETag does not match"));
-            let from_client = match etag.as_deref().map(store_part_etag) {
-                None => None,
-                Some(Some((number, e))) if number == *n => Some(e),
+            let (from_client, id) = match etag.as_deref().map(store_part_etag) {
+                None => (None, None),
+                Some(Some((number, id, e))) if number == *n => (Some(e), id),
                 Some(_) => return Err(bad_etag()),
             };
+            // The layout binds every part's envelope: only the ETag UploadPart answered
+            // names it (ListParts cannot: the store does not let a part be read).
+            let id = id.ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "InvalidPart: part {n}'s ETag does not name its sealed part (use the ETag \
+                     UploadPart returned, not ListParts'; or upload the part again)"
+                ))
+            })?;
+            ids.push(id);
             let store_etag = match (&p.etag, from_client) {
                 (Some(s), Some(c)) if s.trim_matches('"') != c.trim_matches('"') => {
                     return Err(bad_etag());
@@ -369,25 +352,18 @@ impl Objects {
             64 * 1024,
         )
         .await?;
-        let mut layout_meta = Metadata::new();
-        let entries = [
-            ("upload", upload.to_owned()),
-            ("parts", sizes.len().to_string()),
-            ("part-size", part_size.to_string()),
-            ("last-size", last_size.to_string()),
-        ];
-        for (k, v) in &entries {
-            layout_meta
-                .insert(k, v)
-                .map_err(|e| Error::BadRequest(format!("upload id: {e}")))?;
-        }
+        let plan = Layout::new(upload, part_size, last_size, ids)
+            .map_err(|e| Error::BadRequest(format!("layout: {e}")))?;
+        let layout_meta = plan
+            .metadata()
+            .map_err(|e| Error::BadRequest(format!("upload id: {e}")))?;
         let lkey = layout_key(key, sizes.len());
         let stale = self.layout_records(bucket, key).await?;
         let layout = self.client.seal_in(
             &route.mailbox,
             &[(CTX_UPLOAD, upload), (CTX_PART, "layout")],
             &Binding::new(bucket, &lkey).map_err(Error::Tampered)?,
-            &meta_env,
+            &plan.body(&meta_env).map_err(Error::Tampered)?,
             &layout_meta,
         )?;
         let len = layout.len() as u64;
@@ -487,7 +463,7 @@ impl Objects {
                     size,
                     p.etag
                         .as_deref()
-                        .map_or_else(String::new, |e| part_etag(p.number, e)),
+                        .map_or_else(String::new, |e| part_etag(p.number, None, e)),
                 )
             })
             .collect())
@@ -512,14 +488,55 @@ impl Objects {
         if candidates.is_empty() {
             return Err(tampered("the multipart object's layout record is missing"));
         }
+        let allow_legacy = self.routes.resolve(bucket, key)?.legacy_layouts;
         let mut last = None;
         for lkey in candidates {
-            match self.open_layout(bucket, key, &lkey, &upload, mailbox).await {
-                Ok(found) => return Ok(found),
+            match self
+                .open_layout(bucket, key, &lkey, &upload, mailbox, allow_legacy)
+                .await
+            {
+                Ok((layout, metadata)) => {
+                    layout.check_part(0, first).map_err(Error::Tampered)?;
+                    return Ok((layout, metadata));
+                }
                 Err(e) => last = Some(e),
             }
         }
         Err(last.unwrap_or_else(|| tampered("no layout record verifies")))
+    }
+
+    /// Whether the multipart object whose first part's header is `first` has a version 1
+    /// layout (parts not bound), whatever its route allows: for `custodia verify`.
+    ///
+    /// # Errors
+    /// As [`Objects::layout`] (a missing or damaged layout record is [`Error::Tampered`]).
+    pub(crate) async fn has_legacy_layout(
+        &self,
+        bucket: &str,
+        key: &str,
+        first: &Header,
+    ) -> Result<bool> {
+        let upload = first
+            .context()
+            .get(CTX_UPLOAD)
+            .ok_or_else(|| tampered("not a part"))?
+            .to_owned();
+        let mailbox = first.context().mailbox();
+        check_part(first, &upload, mailbox, "1")?;
+        let mut last = None;
+        for lkey in self.layout_records(bucket, key).await? {
+            match self
+                .open_layout(bucket, key, &lkey, &upload, mailbox, true)
+                .await
+            {
+                Ok((layout, _)) => {
+                    layout.check_part(0, first).map_err(Error::Tampered)?;
+                    return Ok(layout.is_legacy());
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| tampered("the multipart object's layout record is missing")))
     }
 
     /// Deletes the layout records of upload `upload` of `key`, after a single-part object
@@ -700,6 +717,7 @@ impl Objects {
         lkey: &str,
         upload: &str,
         mailbox: &str,
+        allow_legacy: bool,
     ) -> Result<(Layout, Metadata)> {
         let upload = upload.to_owned();
         let fetched = self.store.get(bucket, lkey, None).await?;
@@ -708,24 +726,19 @@ impl Objects {
         check_part(&lh, &upload, mailbox, "layout")?;
         let lbinding = Binding::new(bucket, lkey).map_err(Error::Tampered)?;
         let unlocked = self.client.unlock(&lh, &lbinding, None).await?;
-        let meta_env = unlocked.open(&bytes).map_err(Error::Tampered)?;
-        let m = unlocked.metadata();
-        if m.get("upload") != Some(upload.as_str()) {
+        let body = unlocked.open(&bytes).map_err(Error::Tampered)?;
+        let (layout, meta_env) =
+            Layout::parse(unlocked.metadata(), &body).map_err(Error::Tampered)?;
+        if layout.upload() != upload {
             return Err(tampered("layout of another upload"));
         }
-        let layout = Layout {
-            upload: upload.clone(),
-            parts: number(m, "parts")?,
-            part_size: number(m, "part-size")?,
-            last_size: number(m, "last-size")?,
-        };
-        if layout.parts == 0
-            || layout.parts > u64::from(MAX_PARTS)
-            || parse_layout_key(lkey).map(|(_, n)| n) != Some(layout.parts)
-        {
+        if parse_layout_key(lkey).map(|(_, n)| n) != Some(layout.parts()) {
             return Err(tampered("layout with an impossible part count"));
         }
-        let mh = parse_stored_header(&meta_env)?;
+        if layout.is_legacy() && !allow_legacy {
+            return Err(Error::LegacyLayout);
+        }
+        let mh = parse_stored_header(meta_env)?;
         check_part(&mh, &upload, mailbox, "metadata")?;
         let binding = Binding::new(bucket, key).map_err(Error::Tampered)?;
         let meta = self.client.unlock(&mh, &binding, None).await?;
@@ -747,7 +760,11 @@ impl Objects {
             ..
         } = fetched;
         let (layout, metadata) = self.layout(bucket, key, first).await?;
-        if layout.stored_total(first.profile())? != total_len {
+        if layout
+            .stored_total(first.profile())
+            .map_err(Error::Tampered)?
+            != total_len
+        {
             return Err(Error::Tampered(custodia_envelope::Error::Truncation));
         }
         Ok(ObjectInfo {
@@ -770,14 +787,14 @@ impl Objects {
     ) -> Result<GetObject> {
         let (layout, metadata) = self.layout(bucket, key, first).await?;
         let profile = first.profile();
-        if layout.stored_total(profile)? != fetched.total_len {
+        if layout.stored_total(profile).map_err(Error::Tampered)? != fetched.total_len {
             return Err(Error::Tampered(custodia_envelope::Error::Truncation));
         }
         let binding = Binding::new(bucket, key).map_err(Error::Tampered)?;
         let unlocked = self.client.unlock(first, &binding, None).await?;
         let opener = unlocked.opener().map_err(Error::Tampered)?;
-        let sizes = (0..layout.parts)
-            .map(|i| layout.stored(profile, i))
+        let sizes = (0..layout.parts())
+            .map(|i| layout.stored_len(profile, i).map_err(Error::Tampered))
             .collect::<Result<Vec<u64>>>()?;
         let info = Self::info(&fetched, layout.plaintext_len(), metadata, false);
         let failure = Failure::default();
@@ -787,7 +804,7 @@ impl Objects {
             buf: BytesMut::from(&rest[..]),
             client: self.client.clone(),
             binding,
-            upload: layout.upload,
+            layout: Arc::new(layout),
             mailbox: first.context().mailbox().to_owned(),
             header_size: profile.header_size(),
             sizes,
@@ -821,23 +838,19 @@ impl Objects {
         } = fetched;
         let (layout, metadata) = self.layout(bucket, key, first).await?;
         let profile = first.profile();
-        if layout.stored_total(profile)? != total_len {
+        if layout.stored_total(profile).map_err(Error::Tampered)? != total_len {
             return Err(Error::Tampered(custodia_envelope::Error::Truncation));
         }
         let len = layout.plaintext_len();
         let range = spec.resolve(len)?;
-        let p = layout.part_size.max(1);
-        let first_part = (range.start / p).min(layout.parts - 1);
-        let last_part = ((range.end - 1) / p).min(layout.parts - 1);
-        let full_stored = layout.stored(profile, 0)?;
+        let p = layout.part_size().max(1);
+        let first_part = (range.start / p).min(layout.parts() - 1);
+        let last_part = ((range.end - 1) / p).min(layout.parts() - 1);
+        let full_stored = layout.stored_len(profile, 0).map_err(Error::Tampered)?;
         let mut pieces = Vec::new();
         for i in first_part..=last_part {
-            let part_plain = if i + 1 == layout.parts {
-                layout.last_size
-            } else {
-                layout.part_size
-            };
-            let base = i * layout.part_size;
+            let part_plain = layout.part_plaintext_len(i);
+            let base = i * layout.part_size();
             let lo = range.start.max(base) - base;
             let hi = range.end.min(base + part_plain) - base;
             if lo < hi {
@@ -848,7 +861,7 @@ impl Objects {
         let store = self.store.clone();
         let bucket_s = bucket.to_owned();
         let key_s = key.to_owned();
-        let upload = layout.upload.clone();
+        let layout = Arc::new(layout);
         let mailbox = first.context().mailbox().to_owned();
         let failure = Failure::default();
         let fail = failure.clone();
@@ -860,7 +873,7 @@ impl Objects {
                 let store = store.clone();
                 let bucket = bucket_s.clone();
                 let key = key_s.clone();
-                let upload = upload.clone();
+                let layout = layout.clone();
                 let mailbox = mailbox.clone();
                 let fail = fail.clone();
                 async move {
@@ -883,7 +896,8 @@ impl Objects {
                         if header.profile() != profile {
                             return Err(tampered("a part with another profile"));
                         }
-                        check_part(&header, &upload, &mailbox, &(i + 1).to_string())?;
+                        check_part(&header, layout.upload(), &mailbox, &(i + 1).to_string())?;
+                        layout.check_part(i, &header).map_err(Error::Tampered)?;
                         let binding = Binding::new(&bucket, &key).map_err(Error::Tampered)?;
                         let unlocked = client.unlock(&header, &binding, None).await?;
                         codec::open_range_body(&unlocked, chunks, part.body, fail.clone())
@@ -919,7 +933,7 @@ struct PartsState {
     buf: BytesMut,
     client: Arc<Client>,
     binding: Binding,
-    upload: String,
+    layout: Arc<Layout>,
     mailbox: String,
     header_size: usize,
     sizes: Vec<u64>,
@@ -962,10 +976,13 @@ impl PartsState {
         let header = Header::parse(&hb).map_err(Error::Tampered)?;
         check_part(
             &header,
-            &self.upload,
+            self.layout.upload(),
             &self.mailbox,
             &(self.index + 1).to_string(),
         )?;
+        self.layout
+            .check_part(self.index as u64, &header)
+            .map_err(Error::Tampered)?;
         let unlocked = self.client.unlock(&header, &self.binding, None).await?;
         self.opener = Some(unlocked.opener().map_err(Error::Tampered)?);
         self.left = self.sizes[self.index] - self.header_size as u64;
@@ -1068,6 +1085,22 @@ mod tests {
         )
         .unwrap();
         Header::parse(&stored).unwrap()
+    }
+
+    #[test]
+    fn part_etags_carry_the_part_envelope_and_parse_back() {
+        let id = ObjectId([0xab; 32]);
+        for store in ["\"9b2cf535f27731c974343645a3985328\"", "abc-2", "x:y"] {
+            let with = part_etag(7, Some(&id), store);
+            assert!(with.starts_with("\"p-") && with.ends_with('"'));
+            let inner = store.trim_matches('"').to_owned();
+            assert_eq!(store_part_etag(&with), Some((7, Some(id), inner.clone())));
+            // ListParts' form names no envelope: a completion with it is refused.
+            let without = part_etag(7, None, store);
+            assert_eq!(store_part_etag(&without), Some((7, None, inner)));
+        }
+        assert_eq!(store_part_etag("\"9b2cf535\""), None);
+        assert_eq!(store_part_etag("\"p-zz\""), None);
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub enum Kind {
     /// mailbox's home region cannot. Reseal: such an object this run could not move (see
     /// the detail).
     WrongRegion,
+    /// Verify: a multipart object whose layout record predates part binding (layout
+    /// version 1): it opens only where its route sets `legacy_layouts`; re-seal it.
+    LegacyLayout,
     /// Shred: sealed to the key version being destroyed.
     Affected,
     /// Shred: not sealed to that key version.

@@ -233,7 +233,11 @@ impl<'a> Runner<'a> {
                 }
                 if matches!(
                     o.kind,
-                    Kind::Failed | Kind::Damaged | Kind::Unreadable | Kind::WrongRegion
+                    Kind::Failed
+                        | Kind::Damaged
+                        | Kind::Unreadable
+                        | Kind::WrongRegion
+                        | Kind::LegacyLayout
                 ) && noted.len() < MAX_NOTED
                 {
                     noted.push(FailureNote {

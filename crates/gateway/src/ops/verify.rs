@@ -170,6 +170,14 @@ pub async fn verify(
              the region they are sealed to can open them, the mailbox's home region cannot"
         ));
     }
+    let legacy = summary.count(Kind::LegacyLayout);
+    if legacy > 0 {
+        summary.notes.push(format!(
+            "{legacy} multipart object(s) have a version 1 layout, which does not bind their \
+             parts: they open only where the route sets legacy_layouts; copy each onto itself \
+             through the gateway to re-seal it (docs/GATEWAY.md)"
+        ));
+    }
     let plain = summary.count(Kind::Plaintext);
     if plain > 0 {
         summary.notes.push(format!(
@@ -214,6 +222,35 @@ impl VerifyWork<'_> {
         o.versions = versions(&header);
         if is_multipart_part(&header) {
             o.detail = Some("multipart layout (first part's header)".into());
+            // A version 1 layout binds no part: listed, to be re-sealed.
+            match self
+                .scope
+                .objects
+                .has_legacy_layout(&self.scope.bucket, key, &header)
+                .await
+            {
+                Ok(false) => {}
+                Ok(true) => {
+                    o.kind = Kind::LegacyLayout;
+                    o.detail = Some(
+                        "multipart object with a version 1 layout (its parts are not bound): \
+                         readable only where the route sets legacy_layouts; re-seal it"
+                            .into(),
+                    );
+                    return o;
+                }
+                Err(e @ (Error::Tampered(_) | Error::NotSealed | Error::WrongMailbox)) => {
+                    o.kind = Kind::Damaged;
+                    o.detail = Some(e.to_string());
+                    return o;
+                }
+                Err(e) => {
+                    let versions = o.versions;
+                    o = Outcome::failed(&e);
+                    o.versions = versions;
+                    return o;
+                }
+            }
         }
         if self.residency
             && let Some(why) = placement(self.scope, key, &header).problem()
