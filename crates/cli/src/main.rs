@@ -86,7 +86,22 @@ enum Command {
     /// unreadable, asks, destroys, then shows those objects no longer open.
     #[command(after_help = SHRED_HELP)]
     Shred(ops::ShredArgs),
+    /// Remove what crashes and abandoned multipart uploads left in a bucket (uploads the
+    /// store still holds, the gateway's orphaned .custodia/ records), older than an age limit.
+    #[command(after_help = CLEAN_HELP)]
+    Clean(ops::CleanArgs),
 }
+
+const CLEAN_HELP: &str = "\
+Examples:
+  custodia clean --config ie/gateway.toml --bucket mail --dry-run
+  custodia clean --config ie/gateway.toml --bucket mail --older-than 7
+
+Aborts the multipart uploads started more than --older-than days ago (on stores that list
+uploads; s3s-fs does not, and keeps their parts in its own files), and removes the gateway's
+records under .custodia/ that belong to nothing: layout records of keys that no longer hold
+their multipart object, and metadata records of uploads that ended or were abandoned. Nothing
+younger than the limit is touched. Safe to run while the gateway serves.";
 
 const MIGRATE_HELP: &str = "\
 Examples:
@@ -267,6 +282,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => ops::verify(&args),
         Command::Reseal(args) => ops::reseal(&args),
         Command::Shred(args) => ops::shred(&args),
+        Command::Clean(args) => ops::clean(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

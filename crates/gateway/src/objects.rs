@@ -18,8 +18,10 @@ use crate::routes::{Resolved, Routes};
 use crate::store::{BodyStream, Store};
 
 mod multipart;
+mod records;
 pub(crate) use multipart::upload_of;
 pub use multipart::{LAYOUT_PREFIX, MAX_PARTS, UPLOADS_PREFIX, parse_layout_key};
+pub use records::Swept;
 
 /// Whether `header` is one part of a multipart-layout object (the gateway's per-part
 /// envelopes), rather than a whole object's.

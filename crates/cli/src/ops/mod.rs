@@ -1,8 +1,9 @@
-//! `custodia migrate | rewrap | verify | reseal | shred`: the bulk jobs of
+//! `custodia migrate | rewrap | verify | reseal | shred | clean`: the bulk jobs of
 //! [`custodia_gateway::ops`] over a bucket of the store a gateway config names, with a
 //! progress bar, Ctrl-C handling (checkpoint saved), a summary (`--json` for machines) and
 //! an exit status that says whether anything failed.
 
+mod clean;
 mod progress;
 mod shred;
 
@@ -18,6 +19,7 @@ use custodia_gateway::routes::Routes;
 use crate::failure::{CliResult, Failure, Status};
 use progress::Shown;
 
+pub(crate) use clean::{CleanArgs, clean};
 pub(crate) use shred::{ShredArgs, shred};
 
 /// Where a job runs: the gateway config (its store, custodians, identity and residency
@@ -427,6 +429,7 @@ pub(crate) fn verify(args: &VerifyArgs) -> CliResult {
                 Kind::Damaged,
                 Kind::Unreadable,
                 Kind::WrongRegion,
+                Kind::LegacyLayout,
                 Kind::Failed,
             ],
         )

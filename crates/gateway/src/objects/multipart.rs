@@ -76,7 +76,7 @@ fn tampered(what: &'static str) -> Error {
     Error::Tampered(custodia_envelope::Error::InvalidArgument(what))
 }
 
-fn side_key(prefix: &str, bucket: &str, key: &str, upload: &str) -> String {
+pub(super) fn side_key(prefix: &str, bucket: &str, key: &str, upload: &str) -> String {
     let d = ring::digest::digest(
         &ring::digest::SHA256,
         format!("{bucket}\n{key}\n{upload}").as_bytes(),
@@ -156,7 +156,7 @@ fn parse_stored_header(bytes: &[u8]) -> Result<Header> {
 }
 
 impl Objects {
-    fn s3(&self) -> Result<&S3Store> {
+    pub(super) fn s3(&self) -> Result<&S3Store> {
         match self.store.as_ref() {
             Store::S3(s) => Ok(s),
             Store::Webdav(_) => Err(Error::NotImplemented(
@@ -628,68 +628,6 @@ impl Objects {
             self.s3()?.delete(bucket, &lkey).await?;
         }
         Ok(())
-    }
-
-    /// Removes the gateway's records in `bucket` that provably belong to nothing (before a
-    /// DeleteBucket the store refused as not empty): a layout record whose key holds no
-    /// multipart object of its upload, and an upload's metadata record whose upload the
-    /// store no longer lists (only when the store lists uploads, in one page). Anything not
-    /// provably orphaned stays. Returns how many were removed.
-    ///
-    /// # Errors
-    /// Store errors.
-    pub(crate) async fn remove_orphaned_records(&self, bucket: &str) -> Result<usize> {
-        let store = self.s3()?;
-        let mut names = Vec::new();
-        let mut params = crate::store::s3::ListParams {
-            prefix: Some(crate::routes::RESERVED_PREFIX.to_owned()),
-            max_keys: Some(1000),
-            ..Default::default()
-        };
-        loop {
-            let page = store.list(bucket, &params, true).await?;
-            names.extend(page.objects.into_iter().filter_map(|o| o.key));
-            if !page.truncated || page.next_token.is_none() {
-                break;
-            }
-            params.token = page.next_token;
-        }
-        let live: Option<std::collections::HashSet<String>> =
-            match store.list_uploads(bucket, None).await {
-                Ok(u) if u.len() < 1000 => Some(
-                    u.into_iter()
-                        .map(|u| side_key(UPLOADS_PREFIX, bucket, &u.key, &u.upload_id))
-                        .collect(),
-                ),
-                _ => None,
-            };
-        let mut removed = 0;
-        for name in names {
-            let orphan = if let Some((key, _)) = parse_layout_key(&name) {
-                let record_upload = match self.fetch_header(bucket, &name).await {
-                    Ok((crate::codec::Start::Sealed { header, .. }, _)) => {
-                        upload_of(&header).map(str::to_owned)
-                    }
-                    _ => None,
-                };
-                match self.fetch_header(bucket, key).await {
-                    Err(Error::NotFound) => true,
-                    Ok((crate::codec::Start::Sealed { header, .. }, _)) => {
-                        record_upload.is_some() && upload_of(&header) != record_upload.as_deref()
-                    }
-                    _ => false,
-                }
-            } else if name.starts_with(UPLOADS_PREFIX) {
-                live.as_ref().is_some_and(|l| !l.contains(&name))
-            } else {
-                false
-            };
-            if orphan {
-                store.delete(bucket, &name).await?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
     }
 
     /// The names of `key`'s layout records (normally one).

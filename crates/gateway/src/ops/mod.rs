@@ -12,6 +12,7 @@
 //! listings and conditional writes (`If-Match`).
 
 pub mod checkpoint;
+pub mod clean;
 pub mod migrate;
 mod replace;
 pub mod reseal;

@@ -51,9 +51,17 @@ pub(crate) fn plaintext_size(
         return stored;
     };
     let extra_headers = (parts - 1).saturating_mul(profile.header_size() as u64);
-    stored_u
-        .checked_sub(extra_headers)
+    let merged = stored_u.checked_sub(extra_headers);
+    merged
         .and_then(|s| profile.plaintext_len(s).ok())
+        // An empty last part is a header and one empty final chunk: the parts before it end
+        // on a full final chunk, which a single stream would not follow with another.
+        .or_else(|| {
+            (parts > 1)
+                .then(|| merged?.checked_sub(custodia_envelope::TAG_LEN as u64))
+                .flatten()
+                .and_then(|s| profile.plaintext_len(s).ok())
+        })
         .and_then(|p| i64::try_from(p).ok())
         // Not a Custodia object (a legacy plaintext route): its stored size is its size.
         .unwrap_or(stored)
@@ -255,7 +263,8 @@ pub(crate) async fn bucket_op(
         {
             // Clients see it empty: what is left is the gateway's own records. Those that
             // provably belong to nothing go, and the store is asked once more.
-            if objects.remove_orphaned_records(bucket).await? == 0 {
+            let swept = objects.sweep_records(bucket, None, false).await?;
+            if swept.layout_records + swept.upload_records == 0 {
                 Err(e)
             } else {
                 store.bucket(method, bucket).await
@@ -323,5 +332,16 @@ mod tests {
             plaintext_size(p, stored, Some(&plain), Some(3)),
             (16 << 20) + 1
         );
+        // An empty last part (the review's case: 5 MiB then 0 bytes, listed as 5,246,224):
+        // for every part count and part size, the listing says what HEAD says.
+        for (parts, size) in [(2u64, 5u64 << 20), (3, 5 << 20), (2, 65_536), (10, 8 << 20)] {
+            let stored = (parts - 1) * p.sealed_len(size).unwrap() + p.sealed_len(0).unwrap();
+            let e = ETag::Strong(format!("abc-{parts}"));
+            assert_eq!(
+                plaintext_size(p, i64::try_from(stored).unwrap(), Some(&e), None),
+                i64::try_from((parts - 1) * size).unwrap(),
+                "{parts} parts of {size}"
+            );
+        }
     }
 }

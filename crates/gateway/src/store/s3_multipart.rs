@@ -25,6 +25,8 @@ pub struct StoredUpload {
     pub key: String,
     /// Upload id.
     pub upload_id: String,
+    /// When the store says it was initiated.
+    pub initiated: Option<time::OffsetDateTime>,
 }
 
 fn xml_err(e: &dyn std::fmt::Debug) -> Error {
@@ -274,7 +276,11 @@ impl S3Store {
                 b"Upload" => {
                     let u: s3s::dto::MultipartUpload = d.content()?;
                     if let (Some(key), Some(upload_id)) = (u.key, u.upload_id) {
-                        out.push(StoredUpload { key, upload_id });
+                        out.push(StoredUpload {
+                            key,
+                            upload_id,
+                            initiated: u.initiated.map(time::OffsetDateTime::from),
+                        });
                     }
                     Ok(())
                 }
