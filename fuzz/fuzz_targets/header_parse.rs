@@ -1,7 +1,10 @@
 #![no_main]
 //! Parsers never panic, and the header format is canonical: whatever parses re-encodes to
-//! exactly the bytes it was parsed from (so do contexts and stanzas on their own).
-use custodia_envelope::{Context, Header, Profile, Stanza};
+//! exactly the bytes it was parsed from (so do contexts and stanzas on their own). Multipart
+//! layouts parse from any metadata and body without panicking, and a version 2 layout that
+//! parses writes back the body it was parsed from.
+use custodia_envelope::multipart::Layout;
+use custodia_envelope::{Context, Header, Metadata, Profile, Stanza};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,6 +14,23 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(stanza) = Stanza::from_bytes(data) {
         assert_eq!(stanza.to_bytes(), data, "stanza did not round trip");
+    }
+    // A layout: `key=value` lines up to the first NUL as its metadata, the rest its body.
+    let (head, body) = match data.iter().position(|b| *b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    let mut metadata = Metadata::new();
+    for line in String::from_utf8_lossy(head).lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            let _ = metadata.insert(k, v);
+        }
+    }
+    if let Ok((layout, record)) = Layout::parse(&metadata, body) {
+        let _ = (layout.plaintext_len(), layout.stored_total(Profile::DEFAULT));
+        if !layout.is_legacy() {
+            assert_eq!(layout.body(record).ok().as_deref(), Some(body), "layout body");
+        }
     }
     if let Ok(header) = Header::parse(data) {
         let (bytes, size) = (header.to_bytes(), header.profile().header_size());
