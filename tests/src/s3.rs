@@ -483,20 +483,26 @@ pub fn try_open_with_sdk(
     key: &str,
     stored: &[u8],
 ) -> Result<Vec<u8>, custodia::Error> {
-    let ie = custodia_envelope::Region::new("ie").unwrap();
     crate::world::rt().block_on(async {
-        let dir = world.sdk_directory(&world.gw_ie);
-        dir.refresh().await.unwrap();
-        let client = custodia::Client::builder(
-            dir,
-            custodia::Policy::builder()
-                .domain("example.ie", &ie)
-                .build(),
-        )
-        .build();
+        let client = sdk_client(world).await;
         let binding = custodia_envelope::Binding::new(bucket, key).unwrap();
         client.open(&binding, stored).await.map(|o| o.plaintext)
     })
+}
+
+/// An SDK client as the Irish gateway identity, its directory refreshed, `example.ie` living
+/// in `ie`.
+pub async fn sdk_client(world: &World) -> custodia::Client {
+    let ie = custodia_envelope::Region::new("ie").unwrap();
+    let dir = world.sdk_directory(&world.gw_ie);
+    dir.refresh().await.unwrap();
+    custodia::Client::builder(
+        dir,
+        custodia::Policy::builder()
+            .domain("example.ie", &ie)
+            .build(),
+    )
+    .build()
 }
 
 /// Fails unless `python3` can import boto3, saying how to install it.

@@ -844,18 +844,8 @@ fn a_part_resent_and_put_back_is_refused_and_legacy_layouts_need_their_route_fla
     let lkey = format!(".custodia/layout/{key}/3");
     let lpath = m.store.root.join("mail").join(&lkey);
     let record = std::fs::read(&lpath).unwrap();
-    let w = &m._w;
-    let ie = custodia_envelope::Region::new("ie").unwrap();
     let v1 = custodia_tests::world::rt().block_on(async {
-        let dir = w.sdk_directory(&w.gw_ie);
-        dir.refresh().await.unwrap();
-        let client = custodia::Client::builder(
-            dir,
-            custodia::Policy::builder()
-                .domain("example.ie", &ie)
-                .build(),
-        )
-        .build();
+        let client = custodia_tests::s3::sdk_client(&m._w).await;
         let binding = Binding::new("mail", &lkey).unwrap();
         let header = Header::parse(&record[..profile.header_size()]).unwrap();
         let unlocked = client.unlock(&header, &binding, None).await.unwrap();

@@ -470,39 +470,16 @@ impl Objects {
     }
 
     /// Reads and verifies the layout of the multipart object whose first part's header is
-    /// `first`, and opens its sealed metadata.
+    /// `first`, and opens its sealed metadata. A version 1 layout is refused unless the
+    /// key's route sets `legacy_layouts`.
     pub(crate) async fn layout(
         &self,
         bucket: &str,
         key: &str,
         first: &Header,
     ) -> Result<(Layout, Metadata)> {
-        let upload = first
-            .context()
-            .get(CTX_UPLOAD)
-            .ok_or_else(|| tampered("not a part"))?
-            .to_owned();
-        let mailbox = first.context().mailbox();
-        check_part(first, &upload, mailbox, "1")?;
-        let candidates = self.layout_records(bucket, key).await?;
-        if candidates.is_empty() {
-            return Err(tampered("the multipart object's layout record is missing"));
-        }
         let allow_legacy = self.routes.resolve(bucket, key)?.legacy_layouts;
-        let mut last = None;
-        for lkey in candidates {
-            match self
-                .open_layout(bucket, key, &lkey, &upload, mailbox, allow_legacy)
-                .await
-            {
-                Ok((layout, metadata)) => {
-                    layout.check_part(0, first).map_err(Error::Tampered)?;
-                    return Ok((layout, metadata));
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| tampered("no layout record verifies")))
+        self.find_layout(bucket, key, first, allow_legacy).await
     }
 
     /// Whether the multipart object whose first part's header is `first` has a version 1
@@ -516,6 +493,19 @@ impl Objects {
         key: &str,
         first: &Header,
     ) -> Result<bool> {
+        let (layout, _) = self.find_layout(bucket, key, first, true).await?;
+        Ok(layout.is_legacy())
+    }
+
+    /// The first of `key`'s layout records that verifies for the object whose part 1 is
+    /// `first`, checked against that header, with the object's sealed metadata.
+    async fn find_layout(
+        &self,
+        bucket: &str,
+        key: &str,
+        first: &Header,
+        allow_legacy: bool,
+    ) -> Result<(Layout, Metadata)> {
         let upload = first
             .context()
             .get(CTX_UPLOAD)
@@ -526,12 +516,12 @@ impl Objects {
         let mut last = None;
         for lkey in self.layout_records(bucket, key).await? {
             match self
-                .open_layout(bucket, key, &lkey, &upload, mailbox, true)
+                .open_layout(bucket, key, &lkey, &upload, mailbox, allow_legacy)
                 .await
             {
-                Ok((layout, _)) => {
+                Ok((layout, metadata)) => {
                     layout.check_part(0, first).map_err(Error::Tampered)?;
-                    return Ok(layout.is_legacy());
+                    return Ok((layout, metadata));
                 }
                 Err(e) => last = Some(e),
             }
