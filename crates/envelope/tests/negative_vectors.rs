@@ -1,0 +1,205 @@
+//! Negative vectors for single-part objects (`tests/vectors/negative/*.json`, listed in
+//! docs/FORMAT.md §11): each is a worked example's object (Example 4, one chunk and one byte,
+//! from `tests/vectors/format/chunk-plus-one.json`) damaged one way, with the binding it is
+//! read under and the error every reader must stop with — before releasing any plaintext of
+//! the damaged chunk. Regenerated and compared byte for byte; run with
+//! `CUSTODIA_UPDATE_VECTORS=1` to rewrite the files after a deliberate change.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+use std::path::PathBuf;
+
+use custodia_envelope::*;
+use serde_json::{Value, json};
+
+fn repo_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// The name of an envelope error's variant.
+fn variant(e: &Error) -> String {
+    format!("{e:?}")
+        .split(['(', ' ', '{'])
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// (file name, what, stored bytes, bucket, key, expected error).
+type Negative = (
+    &'static str,
+    &'static str,
+    Vec<u8>,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
+fn negatives(stored: &[u8], header_size: usize) -> Vec<Negative> {
+    let flip = |at: usize| {
+        let mut b = stored.to_vec();
+        b[at] ^= 1;
+        b
+    };
+    let (bucket, key) = ("mail-ie", "alice/INBOX/1.eml");
+    let first_chunk_end = header_size + 4096 + 16;
+    vec![
+        (
+            "bad-magic",
+            "the first byte changed",
+            flip(0),
+            bucket,
+            key,
+            "NotSealed",
+        ),
+        (
+            "version-2",
+            "format version 2",
+            {
+                let mut b = stored.to_vec();
+                b[9] = 2;
+                b
+            },
+            bucket,
+            key,
+            "UnsupportedVersion",
+        ),
+        (
+            "object-id-changed",
+            "one bit of the object id (covered by the MAC and the HPKE info)",
+            flip(18),
+            bucket,
+            key,
+            "StanzaAuthentication",
+        ),
+        (
+            "mac-changed",
+            "one bit of the header MAC",
+            flip(header_size - 1),
+            bucket,
+            key,
+            "HeaderAuthentication",
+        ),
+        (
+            "other-name",
+            "read under another key than it was sealed for (moved or swapped)",
+            stored.to_vec(),
+            bucket,
+            "alice/INBOX/2.eml",
+            "HeaderAuthentication",
+        ),
+        (
+            "chunk-0-changed",
+            "one bit of the first chunk's ciphertext",
+            flip(header_size + 10),
+            bucket,
+            key,
+            "ChunkAuthentication",
+        ),
+        (
+            "truncated-at-chunk",
+            "cut after the first (non-final) chunk",
+            stored[..first_chunk_end].to_vec(),
+            bucket,
+            key,
+            "Truncation",
+        ),
+        (
+            "trailing-byte",
+            "one byte appended after the final chunk (it is read as part of that chunk)",
+            [stored, &[0u8][..]].concat(),
+            bucket,
+            key,
+            "ChunkAuthentication",
+        ),
+        (
+            "chunks-swapped",
+            "the final chunk moved in front of the first",
+            [
+                &stored[..header_size],
+                &stored[first_chunk_end..],
+                &stored[header_size..first_chunk_end],
+            ]
+            .concat(),
+            bucket,
+            key,
+            "ChunkAuthentication",
+        ),
+    ]
+}
+
+/// Reads `stored` by docs/FORMAT.md §9 with the recipient keys: the whole plaintext, or the
+/// error's variant name.
+fn read(
+    stored: &[u8],
+    secrets: &[RecipientSecretKey],
+    binding: &Binding,
+) -> Result<Vec<u8>, String> {
+    open_with_keys(stored, secrets, binding)
+        .map(|(plain, _)| plain)
+        .map_err(|e| variant(&e))
+}
+
+#[test]
+fn single_part_negative_vectors_match_their_files_and_fail_as_named() {
+    let example: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_path("tests/vectors/format/chunk-plus-one.json")).unwrap(),
+    )
+    .unwrap();
+    let stored = hex::decode(example["stored"].as_str().unwrap()).unwrap();
+    let secrets: Vec<RecipientSecretKey> = example["recipient_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            RecipientSecretKey::from_bytes(
+                hex::decode(k["private_key"].as_str().unwrap())
+                    .unwrap()
+                    .try_into()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let header_size = Header::parse(&stored).unwrap().profile().header_size();
+    let spec = std::fs::read_to_string(repo_path("../../docs/FORMAT.md")).unwrap();
+    for (name, what, bytes, bucket, key, want) in negatives(&stored, header_size) {
+        let v = json!({
+            "what": what,
+            "example": "chunk-plus-one",
+            "bucket": bucket,
+            "key": key,
+            "stored": hex::encode(&bytes),
+            "expected_error": want,
+        });
+        let rel = format!("tests/vectors/negative/{name}.json");
+        let path = repo_path(&rel);
+        let text = serde_json::to_string_pretty(&v).unwrap() + "\n";
+        if std::env::var_os("CUSTODIA_UPDATE_VECTORS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &text).unwrap();
+        }
+        let on_disk = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("{rel} missing: run with CUSTODIA_UPDATE_VECTORS=1"));
+        assert_eq!(on_disk, text, "{rel}");
+        assert!(
+            spec.contains(&format!("`{name}.json`")),
+            "FORMAT.md lacks {name}"
+        );
+        let binding = Binding::new(bucket, key).unwrap();
+        assert_eq!(
+            read(&bytes, &secrets, &binding).err().as_deref(),
+            Some(want),
+            "{name}: {what}"
+        );
+    }
+    // The undamaged object opens.
+    let binding = Binding::new("mail-ie", "alice/INBOX/1.eml").unwrap();
+    assert_eq!(
+        hex::encode(read(&stored, &secrets, &binding).unwrap()),
+        example["plaintext"].as_str().unwrap()
+    );
+}
