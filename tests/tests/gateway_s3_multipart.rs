@@ -838,13 +838,18 @@ fn a_part_resent_and_put_back_is_refused_and_legacy_layouts_need_their_route_fla
     std::fs::write(m.stored(key), &original).unwrap();
     assert!(m.download(key) == Some(want.clone()));
 
-    // The same object with its layout record rewritten as a version 1 layout (as gateways
-    // wrote them before part binding): refused, listed by verify, readable where the route
-    // sets legacy_layouts.
+    // The object as a gateway wrote it before part binding: parts without the layout
+    // version mark and a version 1 layout record. Refused, listed by verify, readable where
+    // the route sets legacy_layouts.
     let lkey = format!(".custodia/layout/{key}/3");
     let lpath = m.store.root.join("mail").join(&lkey);
     let record = std::fs::read(&lpath).unwrap();
-    let v1 = custodia_tests::world::rt().block_on(async {
+    let plain_parts = [
+        want[..PART].to_vec(),
+        want[PART..2 * PART].to_vec(),
+        want[2 * PART..].to_vec(),
+    ];
+    let (v1, legacy_object) = custodia_tests::world::rt().block_on(async {
         let client = custodia_tests::s3::sdk_client(&m._w).await;
         let binding = Binding::new("mail", &lkey).unwrap();
         let header = Header::parse(&record[..profile.header_size()]).unwrap();
@@ -856,7 +861,7 @@ fn a_part_resent_and_put_back_is_refused_and_legacy_layouts_need_their_route_fla
         for k in ["upload", "parts", "part-size", "last-size"] {
             v1.insert(k, unlocked.metadata().get(k).unwrap()).unwrap();
         }
-        client
+        let layout_v1 = client
             .seal_in(
                 "aoife@example.ie",
                 &[("upload", &id), ("part", "layout")],
@@ -864,9 +869,31 @@ fn a_part_resent_and_put_back_is_refused_and_legacy_layouts_need_their_route_fla
                 meta_env,
                 &v1,
             )
-            .unwrap()
+            .unwrap();
+        let object_binding = Binding::new("mail", key).unwrap();
+        let mut object = Vec::new();
+        for (i, p) in plain_parts.iter().enumerate() {
+            let n = (i + 1).to_string();
+            object.extend(
+                client
+                    .seal_in(
+                        "aoife@example.ie",
+                        &[("upload", &id), ("part", &n)],
+                        &object_binding,
+                        p,
+                        &Metadata::new(),
+                    )
+                    .unwrap(),
+            );
+        }
+        (layout_v1, object)
     });
+    // First the new parts (marked for version 2) under the old record: what a store that
+    // hands out an old upload id again could arrange. Refused, even where legacy layouts
+    // are read (below).
     std::fs::write(&lpath, &v1).unwrap();
+    assert!(m.download(key).is_none(), "a version 1 layout was read");
+    std::fs::write(m.stored(key), &legacy_object).unwrap();
     assert!(m.download(key).is_none(), "a version 1 layout was read");
     let config = m.tmp.path().join("gw").join("gateway.toml");
     let verify = std::process::Command::new(custodia_tests::custodia_bin())
@@ -900,6 +927,22 @@ fn a_part_resent_and_put_back_is_refused_and_legacy_layouts_need_their_route_fla
     }
     let gw = GatewayProc::start(&legacy_dir, &lenient);
     let out = m.tmp.path().join("legacy-download");
+    std::fs::write(m.stored(key), &original).unwrap();
+    let mixed = aws(
+        gw.s3.unwrap(),
+        &[
+            "s3",
+            "cp",
+            &format!("s3://mail/{key}"),
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        !mixed.status.success(),
+        "version 2 parts read under a version 1 layout"
+    );
+    std::fs::write(m.stored(key), &legacy_object).unwrap();
     ok(
         &aws(
             gw.s3.unwrap(),

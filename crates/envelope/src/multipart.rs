@@ -14,6 +14,10 @@ use crate::{Error, Profile, Result};
 pub const CTX_UPLOAD: &str = "upload";
 /// Context key naming a record's place in its upload: `1`..=`10000`, `metadata`, `layout`.
 pub const CTX_PART: &str = "part";
+/// Context key, on every part sealed for a version 2 layout, with value `2`: such a part is
+/// refused under a version 1 layout, so a store that hands out an old upload id again cannot
+/// have new parts read under an old, unbound layout record of that id.
+pub const CTX_LAYOUT: &str = "layout";
 /// The layout version written: 2 binds every part's object id.
 pub const LAYOUT_VERSION: u64 = 2;
 /// Most parts of one object (S3's limit).
@@ -144,9 +148,13 @@ impl Layout {
         }
         let part_size = decimal(metadata, "part-size")?;
         let last_size = decimal(metadata, "last-size")?;
+        // Version 1 is the absence of the field; written, it must say 2.
         let version = match metadata.get("layout-version") {
             None => 1,
-            Some(_) => decimal(metadata, "layout-version")?,
+            Some(_) => match decimal(metadata, "layout-version")? {
+                LAYOUT_VERSION => LAYOUT_VERSION,
+                _ => return Err(bad("unknown layout version")),
+            },
         };
         let (part_ids, record) = match version {
             1 => (None, body),
@@ -284,6 +292,13 @@ impl Layout {
                 "a part of another upload or position",
             ));
         }
+        // A version 2 part only under a version 2 layout, and the other way round.
+        let marked = context.get(CTX_LAYOUT);
+        if marked != self.part_ids.as_ref().map(|_| "2") {
+            return Err(Error::LayoutMismatch(
+                "a part sealed for another layout version",
+            ));
+        }
         if let Some(ids) = &self.part_ids {
             let want = usize::try_from(index)
                 .ok()
@@ -360,6 +375,7 @@ mod tests {
             ("parts", "+2"),
             ("part-size", "x"),
             ("layout-version", "3"),
+            ("layout-version", "1"),
             ("layout-version", "02"),
             ("upload", ""),
         ] {

@@ -52,12 +52,16 @@ fn layout_name(parts: u64) -> String {
 
 /// Seals one record of the upload: `part` is `1`, `2`, `metadata` or `layout`.
 fn seal_record(seed: &str, part: &str, name: &str, body: &[u8], metadata: &Metadata) -> Vec<u8> {
-    let context = Context::new(MAILBOX, &Region::new("ie").unwrap())
+    let mut context = Context::new(MAILBOX, &Region::new("ie").unwrap())
         .unwrap()
         .with("upload", UPLOAD)
         .unwrap()
         .with("part", part)
         .unwrap();
+    // Parts (not the metadata and layout records) carry the layout version they are for.
+    if part.parse::<u32>().is_ok() {
+        context = context.with("layout", "2").unwrap();
+    }
     seal(
         &SealOptions {
             profile: profile(),

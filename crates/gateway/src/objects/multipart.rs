@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use custodia::Client;
-use custodia_envelope::multipart::{CTX_PART, CTX_UPLOAD, Layout};
+use custodia_envelope::multipart::{CTX_LAYOUT, CTX_PART, CTX_UPLOAD, LAYOUT_VERSION, Layout};
 use custodia_envelope::{Binding, Header, Metadata, ObjectId, Opener, PREFIX_LEN, Profile};
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -39,37 +39,48 @@ pub const MAX_PARTS: u32 = 10_000;
 /// Largest layout envelope read (10,000 part ids and the metadata record fit).
 const MAX_LAYOUT: usize = 1 << 20;
 
-/// The ETag a client gets for part `number`: the part number, its envelope's object id (when
-/// known: UploadPart, not ListParts) and the store's part ETag (of sealed bytes),
-/// hex-encoded behind a `p-` prefix, so CompleteMultipartUpload can name the store's parts
-/// and bind their envelopes without any state in the gateway, and a part listed under
-/// another number is refused even where the store does not list part ETags; not shaped like
-/// an MD5 and not derived from plaintext.
+/// The ETag a client gets for part `number`: the part number, its envelope's object id and
+/// the store's part ETag (of sealed bytes), hex-encoded behind a `p-` prefix, so
+/// CompleteMultipartUpload can name the store's parts and bind their envelopes without any
+/// state in the gateway, and a part listed under another number is refused even where the
+/// store does not list part ETags; not shaped like an MD5 and not derived from plaintext.
+/// ListParts cannot know the object id (the store does not let a part be read): its ETags
+/// are `q-` and the hex of `{number}:{store ETag}`, a form no completion accepts — so no
+/// store-chosen ETag can pass for an object id.
 #[must_use]
 pub(crate) fn part_etag(number: u32, id: Option<&ObjectId>, store_etag: &str) -> String {
     let inner = store_etag.trim().trim_matches('"');
-    let text = match id {
-        Some(id) => format!("{number}:{}:{inner}", hex::encode(id.0)),
-        None => format!("{number}:{inner}"),
-    };
-    format!("\"p-{}\"", hex::encode(text.as_bytes()))
+    match id {
+        Some(id) => format!(
+            "\"p-{}\"",
+            hex::encode(format!("{number}:{}:{inner}", hex::encode(id.0)))
+        ),
+        None => format!("\"q-{}\"", hex::encode(format!("{number}:{inner}"))),
+    }
 }
 
-/// A client's part ETag decoded: part number, object id (if it carries one), store ETag.
+/// A client's part ETag decoded: part number, object id (`None` for a ListParts ETag), store
+/// ETag.
 type PartEtag = (u32, Option<ObjectId>, String);
 
-/// The part number, object id and store ETag inside a [`part_etag`].
+/// The part number, object id and store ETag inside a [`part_etag`]; `None` if it is not one.
 fn store_part_etag(client_etag: &str) -> Option<PartEtag> {
-    let hexed = client_etag.trim().trim_matches('"').strip_prefix("p-")?;
+    let trimmed = client_etag.trim().trim_matches('"');
+    let (listed, hexed) = match (trimmed.strip_prefix("p-"), trimmed.strip_prefix("q-")) {
+        (Some(h), _) => (false, h),
+        (None, Some(h)) => (true, h),
+        (None, None) => return None,
+    };
     let text = String::from_utf8(hex::decode(hexed).ok()?).ok()?;
     let (n, rest) = text.split_once(':')?;
-    let id = rest
-        .get(..64)
-        .filter(|_| rest.as_bytes().get(64) == Some(&b':'))
-        .and_then(|h| <[u8; 32]>::try_from(hex::decode(h).ok()?).ok())
-        .map(ObjectId);
-    let etag = if id.is_some() { &rest[65..] } else { rest };
-    Some((n.parse().ok()?, id, etag.to_owned()))
+    let n = n.parse().ok()?;
+    if listed {
+        return Some((n, None, rest.to_owned()));
+    }
+    // `p-`: exactly 64 hex characters of object id, then `:`, then the store's ETag.
+    let (id, etag) = (rest.get(..64)?, rest.get(64..)?.strip_prefix(':')?);
+    let id = <[u8; 32]>::try_from(hex::decode(id).ok()?).ok()?;
+    Some((n, Some(ObjectId(id)), etag.to_owned()))
 }
 
 fn tampered(what: &'static str) -> Error {
@@ -229,7 +240,11 @@ impl Objects {
         let n = number.to_string();
         let (header, sealer) = self.client.begin_seal_in(
             &route.mailbox,
-            &[(CTX_UPLOAD, upload), (CTX_PART, &n)],
+            &[
+                (CTX_UPLOAD, upload),
+                (CTX_PART, &n),
+                (CTX_LAYOUT, &LAYOUT_VERSION.to_string()),
+            ],
             &binding,
             &Metadata::new(),
         )?;
@@ -349,7 +364,7 @@ impl Objects {
                     other => other,
                 })?
                 .body,
-            64 * 1024,
+            profile.header_size() + 1024,
         )
         .await?;
         let plan = Layout::new(upload, part_size, last_size, ids)
@@ -1018,17 +1033,29 @@ mod tests {
     #[test]
     fn part_etags_carry_the_part_envelope_and_parse_back() {
         let id = ObjectId([0xab; 32]);
-        for store in ["\"9b2cf535f27731c974343645a3985328\"", "abc-2", "x:y"] {
+        // A store ETag shaped like an object id and a colon (the store chooses it): its
+        // ListParts form still names no envelope.
+        let lookalike = format!("{}:x", "cd".repeat(32));
+        for store in [
+            "\"9b2cf535f27731c974343645a3985328\"",
+            "abc-2",
+            "x:y",
+            lookalike.as_str(),
+        ] {
             let with = part_etag(7, Some(&id), store);
             assert!(with.starts_with("\"p-") && with.ends_with('"'));
             let inner = store.trim_matches('"').to_owned();
             assert_eq!(store_part_etag(&with), Some((7, Some(id), inner.clone())));
             // ListParts' form names no envelope: a completion with it is refused.
             let without = part_etag(7, None, store);
+            assert!(without.starts_with("\"q-"));
             assert_eq!(store_part_etag(&without), Some((7, None, inner)));
         }
         assert_eq!(store_part_etag("\"9b2cf535\""), None);
         assert_eq!(store_part_etag("\"p-zz\""), None);
+        // A `p-` ETag without an id (as gateways wrote before part binding): not one.
+        let old = format!("\"p-{}\"", hex::encode("7:9b2cf535"));
+        assert_eq!(store_part_etag(&old), None);
     }
 
     #[test]

@@ -63,10 +63,12 @@ impl Objects {
             }
             params.token = page.next_token;
         }
+        // Which uploads are live, if the store says so in full (one page, not truncated).
         let live: Option<std::collections::HashSet<String>> =
             match store.list_uploads(bucket, None).await {
-                Ok(u) if u.len() < 1000 => Some(
-                    u.into_iter()
+                Ok(page) if !page.truncated => Some(
+                    page.uploads
+                        .into_iter()
                         .map(|u| side_key(UPLOADS_PREFIX, bucket, &u.key, &u.upload_id))
                         .collect(),
                 ),
@@ -114,17 +116,37 @@ impl Objects {
     }
 
     /// Whether layout record `name` of `key` describes nothing `key` holds: the key is gone,
-    /// or holds a sealed object of another upload (or none). A record that cannot be read
-    /// as one of an upload is not provably orphaned and is kept.
+    /// or holds a sealed object of another upload (or none), and the record's upload is not
+    /// completing (its metadata record is gone: a completion writes the layout first and
+    /// removes the metadata record last). A record that cannot be read as one of an upload is
+    /// not provably orphaned and is kept.
     async fn layout_is_orphaned(&self, bucket: &str, key: &str, name: &str) -> Result<bool> {
-        let record_upload = match self.fetch_header(bucket, name).await {
+        let Some(record_upload) = (match self.fetch_header(bucket, name).await {
             Ok((Start::Sealed { header, .. }, _)) => upload_of(&header).map(str::to_owned),
             _ => None,
+        }) else {
+            return Ok(false);
         };
+        let completing = match self
+            .s3()?
+            .get(
+                bucket,
+                &side_key(UPLOADS_PREFIX, bucket, key, &record_upload),
+                Some(0..1),
+            )
+            .await
+        {
+            Err(Error::NotFound) => false,
+            Ok(_) | Err(Error::NotSealed) => true,
+            Err(e) => return Err(e),
+        };
+        if completing {
+            return Ok(false);
+        }
         Ok(match self.fetch_header(bucket, key).await {
             Err(Error::NotFound) => true,
             Ok((Start::Sealed { header, .. }, _)) => {
-                record_upload.is_some() && upload_of(&header) != record_upload.as_deref()
+                upload_of(&header) != Some(record_upload.as_str())
             }
             _ => false,
         })

@@ -47,13 +47,13 @@ pub async fn clean(scope: &Scope, older_than: Duration, dry_run: bool) -> Result
         .list_uploads(&scope.bucket, scope.prefix.as_deref())
         .await
     {
-        Ok(uploads) => {
-            if uploads.len() >= 1000 {
+        Ok(page) => {
+            if page.truncated {
                 summary.notes.push(
-                    "the store listed 1000 uploads (one page): run clean again for the rest".into(),
+                    "the store listed one page of uploads: run clean again for the rest".into(),
                 );
             }
-            for u in uploads {
+            for u in page.uploads {
                 if u.initiated.is_none_or(|t| t >= cutoff) {
                     summary.uploads_young += 1;
                     continue;

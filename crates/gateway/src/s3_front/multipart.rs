@@ -219,9 +219,10 @@ pub(crate) async fn list_uploads(
             "multipart uploads need an S3 upstream".into(),
         ));
     };
-    let uploads = s3
-        .list_uploads(&i.bucket, i.prefix.as_deref())
-        .await?
+    let page = s3.list_uploads(&i.bucket, i.prefix.as_deref()).await?;
+    let truncated = page.truncated;
+    let uploads = page
+        .uploads
         .into_iter()
         .filter(|u| !u.key.starts_with(RESERVED_PREFIX))
         .map(|u| MultipartUpload {
@@ -233,7 +234,7 @@ pub(crate) async fn list_uploads(
     Ok(ListMultipartUploadsOutput {
         bucket: Some(i.bucket),
         prefix: i.prefix,
-        is_truncated: Some(false),
+        is_truncated: Some(truncated),
         uploads: Some(uploads),
         ..Default::default()
     })

@@ -29,6 +29,16 @@ pub struct StoredUpload {
     pub initiated: Option<time::OffsetDateTime>,
 }
 
+/// One page of in-progress uploads.
+#[derive(Debug, Clone)]
+pub struct UploadPage {
+    /// The uploads listed.
+    pub uploads: Vec<StoredUpload>,
+    /// Whether the store has more than it listed (then the page does not say which uploads
+    /// are live).
+    pub truncated: bool,
+}
+
 fn xml_err(e: &dyn std::fmt::Debug) -> Error {
     Error::Upstream(format!("malformed multipart response: {e:?}"))
 }
@@ -250,11 +260,7 @@ impl S3Store {
     ///
     /// # Errors
     /// Store errors.
-    pub async fn list_uploads(
-        &self,
-        bucket: &str,
-        prefix: Option<&str>,
-    ) -> Result<Vec<StoredUpload>> {
+    pub async fn list_uploads(&self, bucket: &str, prefix: Option<&str>) -> Result<UploadPage> {
         let mut pairs = vec![("uploads", String::new())];
         if let Some(p) = prefix {
             pairs.push(("prefix", p.to_owned()));
@@ -270,9 +276,14 @@ impl S3Store {
             .await?;
         let body = Self::read_body(resp, 16 << 20).await?;
         let mut out = Vec::new();
+        let mut truncated = false;
         let mut d = s3s::xml::Deserializer::new(&body);
         d.named_element("ListMultipartUploadsResult", |d| {
             d.for_each_element(|d, x| match x {
+                b"IsTruncated" => {
+                    truncated = d.content()?;
+                    Ok(())
+                }
                 b"Upload" => {
                     let u: s3s::dto::MultipartUpload = d.content()?;
                     if let (Some(key), Some(upload_id)) = (u.key, u.upload_id) {
@@ -289,7 +300,10 @@ impl S3Store {
             })
         })
         .map_err(|e| xml_err(&e))?;
-        Ok(out)
+        Ok(UploadPage {
+            uploads: out,
+            truncated,
+        })
     }
 }
 
