@@ -144,13 +144,24 @@ fn sh(cmd: &str, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// Pins every thread of `pid` to `cpu` (new threads inherit it).
+/// Pins every thread of `pid` to `cpu` (new threads inherit it). `taskset -a` fails when a
+/// thread exits while it walks them (a runtime's idle blocking threads do, after a client is
+/// dropped): tried up to five times, 50 ms apart, then the process must run pinned or the
+/// benchmark stops.
 fn pin(pid: u32, cpu: usize) {
-    let ok = sh(
-        "taskset",
-        &["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()],
-    );
-    assert!(ok.is_some(), "taskset -a -p -c {cpu} {pid} failed");
+    for attempt in 0..5 {
+        let ok = sh(
+            "taskset",
+            &["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()],
+        );
+        if ok.is_some() {
+            return;
+        }
+        if attempt < 4 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    panic!("taskset -a -p -c {cpu} {pid} failed five times");
 }
 
 fn status_field(pid: u32, field: &str) -> String {
