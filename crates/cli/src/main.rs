@@ -229,7 +229,11 @@ enum CustodianCommand {
         #[arg(long)]
         dev: bool,
     },
-    /// Serve the custodian API (HTTPS with mandatory mTLS) until SIGINT or SIGTERM.
+    /// Serve the custodian API (HTTPS with mandatory mTLS) until SIGINT or SIGTERM; SIGHUP
+    /// reloads the policy.
+    #[command(
+        after_help = "Example:\n  custodia custodian serve --config ie/custodian.toml\n  kill -HUP $(pidof custodia)   # after editing approvers, CAs, CRLs or callers\n\nEvery start and every reload puts the policy in force (approvers and M, client CAs and\nCRLs, callers and roles) on the audit log before it takes effect (docs/API.md §8.1); a\nconfig that does not load leaves the policy in force unchanged, and says so in the log."
+    )]
     Serve {
         /// The custodian's TOML config.
         #[arg(long)]
