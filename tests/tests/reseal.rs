@@ -266,9 +266,15 @@ fn reseal_moves_mail_sealed_to_the_wrong_region_home_and_nothing_else() {
     let keys = deployed.keys.clone();
     let store = &deployed.store;
     let custodians = deployed.custodians;
+    // The multipart object among the old ones has a version 1 layout, as every gateway wrote
+    // before part binding: reading it (and so resealing it) needs `legacy_layouts` on its
+    // route, as OPERATIONS.md §2.5 says.
     let config = |region: &str, rule: bool, name: &str| {
         let gdir = dir.join(name);
         let text = gateway_config(&keys, region, &custodians, store.addr, &gdir);
+        let route = "[[route]]\nbucket = \"mail\"\nkey = '^(?P<mailbox>[^/]+@[^/]+)/'\n";
+        assert!(text.contains(route), "{text}");
+        let text = text.replacen(route, &format!("{route}legacy_layouts = true\n"), 1);
         let text = if rule {
             text.replacen("[residency]\n", &format!("[residency]\n{RULE}"), 1)
         } else {

@@ -750,6 +750,7 @@ impl Objects {
             layout: Arc::new(layout),
             mailbox: first.context().mailbox().to_owned(),
             header_size: profile.header_size(),
+            profile,
             sizes,
             index: 0,
             opener: Some(opener),
@@ -879,6 +880,8 @@ struct PartsState {
     layout: Arc<Layout>,
     mailbox: String,
     header_size: usize,
+    /// Part 1's profile: every part must have it.
+    profile: Profile,
     sizes: Vec<u64>,
     index: usize,
     opener: Option<Opener>,
@@ -917,6 +920,9 @@ impl PartsState {
         }
         let hb = self.buf.split_to(self.header_size);
         let header = Header::parse(&hb).map_err(Error::Tampered)?;
+        if header.profile() != self.profile {
+            return Err(tampered("a part with another profile"));
+        }
         check_part(
             &header,
             self.layout.upload(),

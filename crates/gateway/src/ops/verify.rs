@@ -174,8 +174,8 @@ pub async fn verify(
     if legacy > 0 {
         summary.notes.push(format!(
             "{legacy} multipart object(s) have a version 1 layout, which does not bind their \
-             parts: they open only where the route sets legacy_layouts; copy each onto itself \
-             through the gateway to re-seal it (docs/GATEWAY.md)"
+             parts: they open only where the route sets legacy_layouts; read each through a gateway \
+             whose route sets it and write it again to re-seal it (docs/GATEWAY.md)"
         ));
     }
     let plain = summary.count(Kind::Plaintext);
@@ -220,6 +220,13 @@ impl VerifyWork<'_> {
         };
         let mut o = Outcome::of(Kind::Sealed, len);
         o.versions = versions(&header);
+        if self.residency
+            && let Some(why) = placement(self.scope, key, &header).problem()
+        {
+            o.kind = Kind::WrongRegion;
+            o.detail = Some(why);
+            return o;
+        }
         if is_multipart_part(&header) {
             o.detail = Some("multipart layout (first part's header)".into());
             // A version 1 layout binds no part: listed, to be re-sealed.
@@ -251,13 +258,6 @@ impl VerifyWork<'_> {
                     return o;
                 }
             }
-        }
-        if self.residency
-            && let Some(why) = placement(self.scope, key, &header).problem()
-        {
-            o.kind = Kind::WrongRegion;
-            o.detail = Some(why);
-            return o;
         }
         if self.deep {
             match self.open(key).await {
