@@ -69,6 +69,34 @@ fn negatives(stored: &[u8], header_size: usize) -> Vec<Negative> {
             "UnsupportedVersion",
         ),
         (
+            "header-size-out-of-range",
+            "header_size 256, under the format's 512",
+            {
+                let mut b = stored.to_vec();
+                b[10..14].copy_from_slice(&256u32.to_be_bytes());
+                b
+            },
+            bucket,
+            key,
+            "OutOfRange",
+        ),
+        (
+            "context-without-region",
+            "the context's `region` key renamed `regioo` (still sorted, same length)",
+            {
+                let mut b = stored.to_vec();
+                let at = b
+                    .windows(7)
+                    .position(|w| w == b"\x06region")
+                    .expect("the context's region key");
+                b[at + 6] = b'o';
+                b
+            },
+            bucket,
+            key,
+            "MissingContextKey",
+        ),
+        (
             "object-id-changed",
             "one bit of the object id (covered by the MAC and the HPKE info)",
             flip(18),
