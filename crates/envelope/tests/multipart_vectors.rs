@@ -12,11 +12,12 @@
     reason = "tests"
 )]
 
-use std::path::PathBuf;
+mod vector_files;
 
 use custodia_envelope::multipart::Layout;
 use custodia_envelope::*;
 use serde_json::{Value, json};
+use vector_files::{check_file, repo_path, variant};
 
 const BUCKET: &str = "mail-ie";
 const KEY: &str = "alice/INBOX/2.eml";
@@ -245,15 +246,6 @@ fn generate() -> (Value, Vec<(&'static str, &'static str, Value)>) {
     (example, negatives)
 }
 
-/// The name of an envelope error's variant (what negative vectors name).
-fn variant(e: &Error) -> String {
-    format!("{e:?}")
-        .split(['(', ' ', '{'])
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
 /// Reads a multipart object by docs/FORMAT.md §10a: the layout record under its own name,
 /// then every part checked against it. Errors are variant names.
 fn read(v: &Value, key: &RecipientSecretKey) -> Result<(Vec<u8>, Metadata), String> {
@@ -301,25 +293,6 @@ fn read(v: &Value, key: &RecipientSecretKey) -> Result<(Vec<u8>, Metadata), Stri
         offset += len;
     }
     Ok((plaintext, metadata))
-}
-
-fn repo_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-fn check_file(rel: &str, value: &Value) {
-    let path = repo_path(rel);
-    let text = serde_json::to_string_pretty(value).unwrap() + "\n";
-    if std::env::var_os("CUSTODIA_UPDATE_VECTORS").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &text).unwrap();
-    }
-    let stored = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("{rel} missing: run with CUSTODIA_UPDATE_VECTORS=1"));
-    assert_eq!(
-        stored, text,
-        "{rel} differs from what the implementation writes"
-    );
 }
 
 #[test]

@@ -11,23 +11,11 @@
     reason = "tests"
 )]
 
-use std::path::PathBuf;
+mod vector_files;
 
 use custodia_envelope::*;
 use serde_json::{Value, json};
-
-fn repo_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-/// The name of an envelope error's variant.
-fn variant(e: &Error) -> String {
-    format!("{e:?}")
-        .split(['(', ' ', '{'])
-        .next()
-        .unwrap()
-        .to_owned()
-}
+use vector_files::{check_file, repo_path, variant};
 
 /// (file name, what, stored bytes, bucket, key, expected error).
 type Negative = (
@@ -203,16 +191,7 @@ fn single_part_negative_vectors_match_their_files_and_fail_as_named() {
             "stored": hex::encode(&bytes),
             "expected_error": want,
         });
-        let rel = format!("tests/vectors/negative/{name}.json");
-        let path = repo_path(&rel);
-        let text = serde_json::to_string_pretty(&v).unwrap() + "\n";
-        if std::env::var_os("CUSTODIA_UPDATE_VECTORS").is_some() {
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, &text).unwrap();
-        }
-        let on_disk = std::fs::read_to_string(&path)
-            .unwrap_or_else(|_| panic!("{rel} missing: run with CUSTODIA_UPDATE_VECTORS=1"));
-        assert_eq!(on_disk, text, "{rel}");
+        check_file(&format!("tests/vectors/negative/{name}.json"), &v);
         assert!(
             spec.contains(&format!("`{name}.json`")),
             "FORMAT.md lacks {name}"
