@@ -27,7 +27,51 @@ type Negative = (
     &'static str,
 );
 
-fn negatives(stored: &[u8], header_size: usize) -> Vec<Negative> {
+/// Example 4's object with its sealed metadata replaced by `padded` sealed under the
+/// example's own metadata key, and the header MAC recomputed with its MAC key: what only a
+/// holder of the data key can write, so the MAC passes and the metadata check must refuse.
+fn with_metadata_resealed(
+    example: &Value,
+    stored: &[u8],
+    padded: &[u8],
+    flip_tag: bool,
+) -> Vec<u8> {
+    use ring::{aead, hmac};
+    let field = |k: &str| hex::decode(example[k].as_str().unwrap()).unwrap();
+    let old_sealed = field("sealed_metadata");
+    let key = aead::LessSafeKey::new(
+        aead::UnboundKey::new(&aead::AES_256_GCM, &field("metadata_key")).unwrap(),
+    );
+    let mut sealed = padded.to_vec();
+    key.seal_in_place_append_tag(
+        aead::Nonce::assume_unique_for_key([0; 12]),
+        aead::Aad::from(b"custodia v1 metadata"),
+        &mut sealed,
+    )
+    .unwrap();
+    if flip_tag {
+        *sealed.last_mut().unwrap() ^= 1;
+    }
+    assert_eq!(sealed.len(), old_sealed.len());
+    let replace = |bytes: &[u8]| {
+        let at = bytes
+            .windows(old_sealed.len())
+            .position(|w| w == old_sealed.as_slice())
+            .expect("the sealed metadata");
+        [&bytes[..at], &sealed, &bytes[at + sealed.len()..]].concat()
+    };
+    let mac_input = replace(&field("mac_input"));
+    let mac = hmac::sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, &field("mac_key")),
+        &mac_input,
+    );
+    let mut out = replace(stored);
+    let header_size = Header::parse(stored).unwrap().profile().header_size();
+    out[header_size - 32..header_size].copy_from_slice(mac.as_ref());
+    out
+}
+
+fn negatives(example: &Value, stored: &[u8], header_size: usize) -> Vec<Negative> {
     let flip = |at: usize| {
         let mut b = stored.to_vec();
         b[at] ^= 1;
@@ -83,6 +127,53 @@ fn negatives(stored: &[u8], header_size: usize) -> Vec<Negative> {
             bucket,
             key,
             "MissingContextKey",
+        ),
+        (
+            "stanza-other-region",
+            "the stanza's region `ie` changed to `us` (the context still says `ie`)",
+            {
+                let mut b = stored.to_vec();
+                let at = b
+                    .windows(10)
+                    .position(|w| w == b"\x02ie\x06dublin")
+                    .expect("the stanza's recipient id");
+                b[at + 1..at + 3].copy_from_slice(b"us");
+                b
+            },
+            bucket,
+            key,
+            "RegionMismatch",
+        ),
+        (
+            "metadata-padding-not-zero",
+            "the sealed metadata's last padding byte 1, sealed and MACed with the object's own keys",
+            {
+                let mut padded =
+                    hex::decode(example["metadata_plaintext"].as_str().unwrap()).unwrap();
+                let len =
+                    usize::try_from(example["metadata_padded_len"].as_u64().unwrap()).unwrap();
+                padded.resize(len, 0);
+                *padded.last_mut().unwrap() = 1;
+                with_metadata_resealed(example, stored, &padded, false)
+            },
+            bucket,
+            key,
+            "NonCanonical",
+        ),
+        (
+            "metadata-tag-changed",
+            "one bit of the sealed metadata's tag, with the header MAC recomputed over it",
+            {
+                let mut padded =
+                    hex::decode(example["metadata_plaintext"].as_str().unwrap()).unwrap();
+                let len =
+                    usize::try_from(example["metadata_padded_len"].as_u64().unwrap()).unwrap();
+                padded.resize(len, 0);
+                with_metadata_resealed(example, stored, &padded, true)
+            },
+            bucket,
+            key,
+            "MetadataAuthentication",
         ),
         (
             "object-id-changed",
@@ -182,7 +273,7 @@ fn single_part_negative_vectors_match_their_files_and_fail_as_named() {
         .collect();
     let header_size = Header::parse(&stored).unwrap().profile().header_size();
     let spec = std::fs::read_to_string(repo_path("../../docs/FORMAT.md")).unwrap();
-    for (name, what, bytes, bucket, key, want) in negatives(&stored, header_size) {
+    for (name, what, bytes, bucket, key, want) in negatives(&example, &stored, header_size) {
         let v = json!({
             "what": what,
             "example": "chunk-plus-one",
