@@ -71,7 +71,38 @@ fn with_metadata_resealed(
     out
 }
 
-fn negatives(example: &Value, stored: &[u8], header_size: usize) -> Vec<Negative> {
+/// Example 4's object with its stanza replaced by one that opens with the recipient's own key
+/// (the right `info` and AAD) but wraps another share: only the key commitment can refuse it.
+fn with_other_share(example: &Value, stored: &[u8], secret: &RecipientSecretKey) -> Vec<u8> {
+    let header = Header::parse(stored).unwrap();
+    let old = header.stanzas()[0].clone();
+    let recipient = RecipientPublicKey {
+        id: old.recipient.clone(),
+        public_key: secret.public_key().unwrap(),
+    };
+    let context = hex::decode(example["context"].as_str().unwrap()).unwrap();
+    let stanza = wrap_share(
+        &Share::from_bytes([7; KEY_LEN]),
+        &recipient,
+        header.object_id(),
+        &context,
+        &mut DeterministicRandomness::new(b"custodia negative vector other share"),
+    )
+    .unwrap();
+    let (old, new) = (old.to_bytes(), stanza.to_bytes());
+    let at = stored
+        .windows(old.len())
+        .position(|w| w == old.as_slice())
+        .expect("the stanza");
+    [&stored[..at], &new, &stored[at + new.len()..]].concat()
+}
+
+fn negatives(
+    example: &Value,
+    stored: &[u8],
+    header_size: usize,
+    secret: &RecipientSecretKey,
+) -> Vec<Negative> {
     let flip = |at: usize| {
         let mut b = stored.to_vec();
         b[at] ^= 1;
@@ -111,6 +142,30 @@ fn negatives(example: &Value, stored: &[u8], header_size: usize) -> Vec<Negative
             bucket,
             key,
             "OutOfRange",
+        ),
+        (
+            "truncated-in-header",
+            "cut to its first 300 bytes, inside the header",
+            stored[..300].to_vec(),
+            bucket,
+            key,
+            "Truncated",
+        ),
+        (
+            "body-shorter-than-a-tag",
+            "the body cut to 10 bytes, shorter than any chunk's tag",
+            stored[..header_size + 10].to_vec(),
+            bucket,
+            key,
+            "InvalidStoredLength",
+        ),
+        (
+            "stanza-wraps-another-share",
+            "the stanza replaced by one wrapping another share to the same key, for this object and context",
+            with_other_share(example, stored, secret),
+            bucket,
+            key,
+            "CommitmentMismatch",
         ),
         (
             "context-without-region",
@@ -273,7 +328,9 @@ fn single_part_negative_vectors_match_their_files_and_fail_as_named() {
         .collect();
     let header_size = Header::parse(&stored).unwrap().profile().header_size();
     let spec = std::fs::read_to_string(repo_path("../../docs/FORMAT.md")).unwrap();
-    for (name, what, bytes, bucket, key, want) in negatives(&example, &stored, header_size) {
+    for (name, what, bytes, bucket, key, want) in
+        negatives(&example, &stored, header_size, &secrets[0])
+    {
         let v = json!({
             "what": what,
             "example": "chunk-plus-one",
