@@ -16,10 +16,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use custodia_custodian::Error;
+use custodia_custodian::api::Denial;
 use custodia_custodian::audit::entry::{DetailEntry, PublicEntry};
 use custodia_custodian::decision_log::Outcome;
 use custodia_tests::gateway::{GatewayProc, Nginx, curl, gateway_config, metric, require};
-use custodia_tests::world::{MAILBOX_A, item, rt, world_with};
+use custodia_tests::world::{MAILBOX_A, item, rt, unwrap_one, world_with};
 use custodia_tests::{Leaf, TestCa, tls_client};
 use rustls_pki_types::ServerName;
 
@@ -465,4 +467,72 @@ fn transparency_reports_on_a_large_log_do_not_hold_up_unwraps() {
     assert_eq!(counted, 100_000);
     // Every third entry is a release under one approval, of 5000 mailboxes in turn.
     assert_eq!(last.approval_mailbox_pairs.0, "5000");
+}
+
+/// Public entries on the custodian's log now.
+fn log_len(w: &custodia_tests::world::World) -> usize {
+    custodia_custodian::audit_store::AuditStore::read_joined(&w.custodian.audit_dir())
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn callers_without_a_right_to_a_route_cannot_grow_the_log_and_do_not_throttle_others() {
+    // A denial budget of 6 per caller (24 for its region), refilled at 1 a minute.
+    let w = world_with(
+        &[
+            "out_of_region_denial_burst = 6",
+            "out_of_region_denials_per_minute = 1",
+        ],
+        &[],
+    );
+    let o = w.seal(MAILBOX_A, "aoife/flood.eml", b"A's mail");
+    let objects: Vec<_> = (0..16)
+        .map(|i| w.seal(MAILBOX_A, &format!("aoife/{i}.eml"), b"x"))
+        .collect();
+    let items: Vec<_> = objects.iter().map(item).collect();
+    let before = log_len(&w);
+    // The US gateway and 20 fresh certificates from the US CA flood every route they may
+    // not use: rewraps of 16 and of 1 item, key rotations and retirements, and revocations
+    // no approver signed.
+    let mut identities = vec![w.gw_us.clone()];
+    identities.extend((0..20).map(|i| w.cas["us"].leaf(&format!("flood-{i}"), &[])));
+    let bogus = {
+        let approval = w.approval(&[MAILBOX_A], &w.gw_us);
+        let id = approval.id().unwrap();
+        let mut rev = w.approvers[0].revoke(&id);
+        rev.approval_id = "00".repeat(16);
+        rev
+    };
+    // One runtime for every call: pooled connections live on the runtime that opened them.
+    let runtime = rt();
+    let (mut refused, mut denied) = (0, 0);
+    for leaf in &identities {
+        let c = w.client(leaf);
+        for _ in 0..3 {
+            let calls = [
+                runtime.block_on(c.rewrap(&items)).map(|_| ()),
+                runtime.block_on(c.rewrap(&items[..1])).map(|_| ()),
+                runtime.block_on(c.rotate()).map(|_| ()),
+                runtime.block_on(c.retire(1)).map(|_| ()),
+                runtime.block_on(c.revoke(&bogus)),
+            ];
+            for r in calls {
+                match r {
+                    Err(Error::Denied(Denial::RateLimited)) => refused += 1,
+                    Err(Error::Denied(_)) | Ok(()) => denied += 1,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+    }
+    let grown = log_len(&w) - before;
+    eprintln!("{denied} requests denied, {refused} refused as throttled; log grew by {grown}");
+    // 315 requests asking for 1,300 denials: the log holds at most the region's budget
+    // (24, and what refilled meanwhile) plus one throttled refusal a minute.
+    assert!(refused > 250, "{refused}");
+    assert!(grown <= 24 + 2 + 1, "the log grew by {grown}");
+    // The Irish gateway still unwraps, and the Irish admin still rotates keys.
+    assert!(unwrap_one(&w.client(&w.gw_ie), &o, None).is_ok());
+    runtime.block_on(w.client(&w.admin_ie).rotate()).unwrap();
 }

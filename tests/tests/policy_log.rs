@@ -76,21 +76,35 @@ fn the_public_log_links_no_entry_to_a_mailbox_and_probes_are_rate_limited() {
         .map(|(i, m)| w.seal(m, &format!("probe/{i}"), b"x"))
         .collect();
     let items: Vec<_> = probes.iter().map(item).collect();
-    let r = rt().block_on(us.unwrap(&items, None)).unwrap();
+    // The burst: 6 out-of-region denials, each logged with its own commitment.
+    let r = rt().block_on(us.unwrap(&items[..6], None)).unwrap();
     let denials: Vec<Denial> = r
         .results
         .iter()
         .map(|x| x.as_ref().err().copied().expect("denied"))
         .collect();
-    // The burst of 6 out-of-region denials, then the caller is throttled.
-    assert_eq!(denials[..6], [Denial::ApprovalRequired; 6]);
-    assert_eq!(denials[6..], [Denial::RateLimited; 4]);
-    // Throttled, even a valid approval gets nothing: the whole request is refused, with one
-    // entry. Another caller is not affected.
+    assert_eq!(denials, [Denial::ApprovalRequired; 6]);
+    // Then the caller is throttled: a request of more items than its denial budget holds is
+    // refused whole, and only the region's first such refusal of the minute is logged (no
+    // commitment). Even a valid approval gets nothing now. Another caller is not affected.
+    let before_throttle = public_entries(&w).len();
+    let refused = rt().block_on(us.unwrap(&items[6..], None));
+    assert!(
+        matches!(refused, Err(Error::Denied(Denial::RateLimited))),
+        "{refused:?}"
+    );
     let refused = rt().block_on(us.unwrap(&[item(&a)], Some(&doc)));
     assert!(
         matches!(refused, Err(Error::Denied(Denial::RateLimited))),
         "{refused:?}"
+    );
+    let noted = public_entries(&w);
+    assert_eq!(noted.len() - before_throttle, 1);
+    assert_eq!(
+        noted
+            .last()
+            .map(|e| (e.reason.as_str(), e.mailbox_commitment.is_none())),
+        Some(("rate_limited", true))
     );
     let other = w.client(&w.us_claims_ie);
     assert_eq!(unwrap_one(&other, &a, None), Err(Denial::ApprovalRequired));
@@ -108,16 +122,15 @@ fn the_public_log_links_no_entry_to_a_mailbox_and_probes_are_rate_limited() {
         matches!(refused, Err(Error::Denied(Denial::RateLimited))),
         "{refused:?}"
     );
-    // The region had 24 - 7 = 17 denials left: the first two probers' 12 items are denied,
-    // the third's 5 too and its last is rate-limited, the fourth and the last are refused
-    // whole, one entry each.
+    // The region had 24 - 7 = 17 denials left: the first two probers' 12 items are denied;
+    // the third's 6 would overdraw the 5 left, so it, the fourth and the last are refused
+    // whole, unlogged: the region's refusal of this minute is on the log already.
     let after = public_entries(&w);
-    assert_eq!(after.len() - before, 6 + 6 + 6 + 1 + 1);
-    assert_eq!(
-        after
-            .last()
-            .map(|e| (e.reason.as_str(), e.mailbox_commitment.is_none())),
-        Some(("rate_limited", true))
+    assert_eq!(after.len() - before, 6 + 6);
+    assert!(
+        after[before..]
+            .iter()
+            .all(|e| e.outcome == Outcome::Deny && e.reason != "rate_limited")
     );
 
     let log = public_entries(&w);
@@ -128,10 +141,9 @@ fn the_public_log_links_no_entry_to_a_mailbox_and_probes_are_rate_limited() {
     // Every commitment is different: same mailbox or not, allowed or denied.
     let distinct: BTreeSet<&str> = commitments.iter().copied().collect();
     assert_eq!(distinct.len(), commitments.len(), "{commitments:?}");
-    // 2 in-region reads, 2 uses, 6 denied probes, 1 other caller, and the probers' items
-    // denied before their region ran out (throttled items are decided before their mailbox
-    // is read: no commitment).
-    assert_eq!(commitments.len(), 11 + 6 + 6 + 5);
+    // 2 in-region reads, 2 uses, 6 denied probes, 1 other caller, and the two probers'
+    // items denied before their region ran out (a throttled refusal names no mailbox).
+    assert_eq!(commitments.len(), 11 + 6 + 6);
     // Use tags: on the two releases under the approval only, and equal to each other.
     let tagged: Vec<&PublicEntry> = log.iter().filter(|e| e.use_tag.is_some()).collect();
     assert_eq!(tagged.len(), 2);

@@ -90,13 +90,16 @@ pub(crate) fn serve(config_path: &Path, dev: bool) -> Result<()> {
     let chain = load_certs(&config.tls_cert)?;
     let key = load_key(&config.tls_key)?;
     let listen = config.listen;
-    let custodian = Arc::new(Custodian::open(config, dev)?);
-    let tls = Arc::new(PolicyTls::new(chain, key, &custodian)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::io("tokio runtime", e))?;
     runtime.block_on(async move {
+        // Before the keystore or the log is written: a start at a file-size limit fails
+        // with an error (as on a full disk) instead of being killed by SIGXFSZ.
+        server::survive_file_size_limit();
+        let custodian = Arc::new(Custodian::open(config, dev)?);
+        let tls = Arc::new(PolicyTls::new(chain, key, &custodian)?);
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| Error::io(listen.to_string(), e))?;

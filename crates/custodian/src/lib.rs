@@ -31,5 +31,6 @@ pub mod ratelimit;
 pub mod server;
 pub mod service;
 pub mod tls;
+pub mod work;
 
 pub use error::{Error, Result};

@@ -72,7 +72,12 @@ struct State {
     windows: HashMap<[u8; 32], Window>,
     denials: HashMap<[u8; 32], Bucket>,
     region_denials: HashMap<String, Bucket>,
+    /// When each calling region's last throttled refusal was logged.
+    notes: HashMap<String, f64>,
 }
+
+/// How often a throttled region's refusals are logged (seconds).
+const NOTE_EVERY: f64 = 60.0;
 
 /// How much larger (capacity and refill) a region's denial bucket is than a caller's.
 const REGION_FACTOR: f64 = 4.0;
@@ -162,19 +167,56 @@ impl RateLimiter {
     /// Whether `caller` of `region` may have an out-of-region item decided at `now`: false
     /// while its out-of-region denials, or its region's, have emptied their bucket.
     pub fn out_of_region_open(&self, caller: &[u8; 32], region: &str, now: f64) -> bool {
+        self.denials_left(caller, region, now) >= 1
+    }
+
+    /// How many more denials `caller` of `region` may have at `now`: the smaller of its own
+    /// bucket and its region's, whole tokens only. A request of more items than this from a
+    /// caller not entitled to its route is refused whole, so no request logs more denials
+    /// than the buckets hold.
+    pub fn denials_left(&self, caller: &[u8; 32], region: &str, now: f64) -> usize {
         let Ok(mut st) = self.state.lock() else {
-            return false;
+            return 0;
         };
         let (rate, burst) = self.denial_rates();
-        let own = st.denials.get_mut(caller).is_none_or(|b| {
+        let own = st.denials.get_mut(caller).map_or(burst, |b| {
             b.refill(now, rate, burst);
-            b.tokens >= 1.0
+            b.tokens
         });
-        let shared = st.region_denials.get_mut(region).is_none_or(|b| {
-            b.refill(now, rate * REGION_FACTOR, burst * REGION_FACTOR);
-            b.tokens >= 1.0
-        });
-        own && shared
+        let shared = st
+            .region_denials
+            .get_mut(region)
+            .map_or(burst * REGION_FACTOR, |b| {
+                b.refill(now, rate * REGION_FACTOR, burst * REGION_FACTOR);
+                b.tokens
+            });
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "tokens are between 0 and the burst, which fits"
+        )]
+        let left = own.min(shared).floor().max(0.0) as usize;
+        left
+    }
+
+    /// Whether a refusal of `region`'s caller for being throttled should go on the log at
+    /// `now`: at most once a minute per calling region (regions are the configured CAs', a
+    /// bounded set), so throttled callers cannot grow the log; the rest are counted only.
+    pub fn throttle_note_due(&self, region: &str, now: f64) -> bool {
+        let Ok(mut st) = self.state.lock() else {
+            return true;
+        };
+        match st.notes.get_mut(region) {
+            Some(at) if now - *at < NOTE_EVERY => false,
+            Some(at) => {
+                *at = now;
+                true
+            }
+            None => {
+                st.notes.insert(region.to_owned(), now);
+                true
+            }
+        }
     }
 
     /// Charges `caller` of `region`, and the region, one out-of-region denial at `now`.
@@ -296,5 +338,15 @@ mod tests {
         );
         // The region refills at 4/s.
         assert!(rl.out_of_region_open(&[9; 32], "us", 100.25));
+    }
+
+    #[test]
+    fn throttled_refusals_are_noted_once_a_minute_per_region() {
+        let l = RateLimiter::new(RateLimits::default());
+        assert!(l.throttle_note_due("us", 0.0));
+        assert!(!l.throttle_note_due("us", 59.0));
+        assert!(l.throttle_note_due("eu", 59.0));
+        assert!(l.throttle_note_due("us", 60.5));
+        assert!(!l.throttle_note_due("us", 61.0));
     }
 }

@@ -19,7 +19,6 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use serde::Serialize;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::admission::{Activity, Admission, Refused};
 use crate::api::{
@@ -31,6 +30,7 @@ use crate::audit::report::Period;
 use crate::config::Role;
 use crate::policy_tls::{ConnectionCaller, PolicyTls};
 use crate::service::{Caller, Custodian, unix_now};
+use crate::work::{Read, WorkLimits};
 use crate::{Error, Result};
 
 type Body = Full<Bytes>;
@@ -130,13 +130,24 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Runs `f` on the blocking pool (CPU-bound crypto and fsync), mapping the result.
-async fn blocking<T, F>(f: F) -> core::result::Result<T, Response<Body>>
+/// Runs the decision `f` on the blocking pool (CPU-bound crypto and fsync) under a write
+/// place of `caller`'s region, held by the job until it ends ([`crate::work`]).
+async fn blocking<T, F>(
+    work: &WorkLimits,
+    caller: &Caller,
+    f: F,
+) -> core::result::Result<T, Response<Body>>
 where
     F: FnOnce() -> Result<T> + Send + 'static,
     T: Send + 'static,
 {
-    match tokio::task::spawn_blocking(f).await {
+    let place = work.write(caller.identity.region.as_str()).await;
+    match tokio::task::spawn_blocking(move || {
+        let _place = place;
+        f()
+    })
+    .await
+    {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(from_error(&e)),
         Err(_) => Err(error(
@@ -147,35 +158,19 @@ where
     }
 }
 
-/// How many log reads may run at once: transparency reports (which may count the whole log)
-/// one at a time, other audit reads a few. A read over its limit is answered `503 busy` at
-/// once rather than queued: queued reads would take blocking threads that the unwraps'
-/// appends wait for.
-#[derive(Debug)]
-pub struct ReadLimits {
-    reports: Semaphore,
-    reads: Semaphore,
-}
-
-impl Default for ReadLimits {
-    fn default() -> Self {
-        Self {
-            reports: Semaphore::new(1),
-            reads: Semaphore::new(4),
-        }
-    }
-}
-
-/// Runs a log read on the blocking pool, if a place under `limit` is free now: however long it
-/// takes, it holds no async worker and never queues behind other reads.
+/// Runs a log read on the blocking pool, if a place of its kind is free now: however long it
+/// takes, it holds no async worker, never queues behind other reads, and keeps its place
+/// until it ends even if its caller hangs up. A read over its limit is answered `503 busy`
+/// at once rather than queued.
 async fn read_off_worker<F>(
-    limit: &Semaphore,
+    work: &WorkLimits,
+    kind: Read,
     f: F,
 ) -> core::result::Result<Response<Body>, Response<Body>>
 where
     F: FnOnce() -> core::result::Result<Response<Body>, Response<Body>> + Send + 'static,
 {
-    let Ok(_permit) = limit.try_acquire() else {
+    let Some(place) = work.read(kind) else {
         let mut r = error(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
@@ -187,7 +182,12 @@ where
         );
         return Err(r);
     };
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|_| {
+    tokio::task::spawn_blocking(move || {
+        let _place = place;
+        f()
+    })
+    .await
+    .unwrap_or_else(|_| {
         Err(error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -303,7 +303,7 @@ fn route_name(method: &Method, path: &str) -> &'static str {
 async fn handle(
     custodian: Arc<Custodian>,
     caller: Arc<Caller>,
-    reads: Arc<ReadLimits>,
+    work: Arc<WorkLimits>,
     req: Request<Incoming>,
 ) -> Response<Body> {
     let limit = custodian.config().limits.max_body_bytes;
@@ -346,7 +346,7 @@ async fn handle(
             (&Method::GET, ["v1", "audit", ..]) => {
                 let q = query(&req);
                 let path = path.clone();
-                read_off_worker(&reads.reads, move || {
+                read_off_worker(&work, Read::Audit, move || {
                     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
                     audit_get(&c, &who, segments.get(2..).unwrap_or_default(), &q)
                 })
@@ -360,7 +360,7 @@ async fn handle(
                     .map(|(_, v)| v.parse::<Period>())
                 {
                     Some(Ok(period)) => {
-                        read_off_worker(&reads.reports, move || {
+                        read_off_worker(&work, Read::Report, move || {
                             c.audit()
                                 .report(period)
                                 .map(|r| json(StatusCode::OK, &r))
@@ -381,20 +381,20 @@ async fn handle(
                 .map_err(|e| from_error(&e)),
             (&Method::POST, ["v1", "unwrap"]) => match read_json::<UnwrapRequest>(req, limit).await
             {
-                Ok(body) => blocking(move || c.unwrap(&who, &body, unix_now()))
+                Ok(body) => blocking(&work, &caller, move || c.unwrap(&who, &body, unix_now()))
                     .await
                     .map(|r| json(StatusCode::OK, &r)),
                 Err(r) => Err(r),
             },
             (&Method::POST, ["v1", "rewrap"]) => match read_json::<RewrapRequest>(req, limit).await
             {
-                Ok(body) => blocking(move || c.rewrap(&who, &body, unix_now()))
+                Ok(body) => blocking(&work, &caller, move || c.rewrap(&who, &body, unix_now()))
                     .await
                     .map(|r| json(StatusCode::OK, &r)),
                 Err(r) => Err(r),
             },
             (&Method::POST, ["v1", "keys", "rotate"]) => {
-                blocking(move || c.rotate(&who, unix_now()))
+                blocking(&work, &caller, move || c.rotate(&who, unix_now()))
                     .await
                     .map(|m| json(StatusCode::OK, &m))
             }
@@ -407,16 +407,16 @@ async fn handle(
                     );
                 };
                 if *op == "retire" {
-                    blocking(move || c.retire(&who, version, unix_now()))
+                    blocking(&work, &caller, move || c.retire(&who, version, unix_now()))
                         .await
                         .map(|m| json(StatusCode::OK, &m))
                 } else {
                     match read_json::<DestroyRequest>(req, limit).await {
-                        Ok(body) => {
-                            blocking(move || c.destroy(&who, version, &body.approval, unix_now()))
-                                .await
-                                .map(|m| json(StatusCode::OK, &m))
-                        }
+                        Ok(body) => blocking(&work, &caller, move || {
+                            c.destroy(&who, version, &body.approval, unix_now())
+                        })
+                        .await
+                        .map(|m| json(StatusCode::OK, &m)),
                         Err(r) => Err(r),
                     }
                 }
@@ -424,9 +424,11 @@ async fn handle(
             (&Method::POST, ["v1", "approvals", id, "revoke"]) => {
                 let id = (*id).to_owned();
                 match read_json::<Revocation>(req, limit).await {
-                    Ok(body) => blocking(move || c.revoke(&who, &id, &body, unix_now()))
-                        .await
-                        .map(|()| json(StatusCode::OK, &serde_json::json!({"revoked": true}))),
+                    Ok(body) => blocking(&work, &caller, move || {
+                        c.revoke(&who, &id, &body, unix_now())
+                    })
+                    .await
+                    .map(|()| json(StatusCode::OK, &serde_json::json!({"revoked": true}))),
                     Err(r) => Err(r),
                 }
             }
@@ -447,8 +449,14 @@ async fn handle(
 /// Replaces SIGXFSZ's default action (the process is killed) by a warning: a write past a
 /// file-size limit (`ulimit -f`, systemd's `LimitFSIZE`) then fails with `EFBIG` like one to
 /// a full disk, and the log answers `503 log_unavailable`, releasing nothing, as for a full
-/// disk (`docs/API.md` §6.1).
-fn survive_file_size_limit() {
+/// disk (`docs/API.md` §6.1). Call it inside the runtime before anything writes the log or
+/// the keystore (a start at the limit then fails with an error instead of a kill); once per
+/// process is enough, later calls do nothing.
+pub fn survive_file_size_limit() {
+    static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if INSTALLED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -531,7 +539,7 @@ pub async fn serve(
     // The policy served under goes on the log before the first connection is accepted.
     custodian.log_start()?;
     let admission = Admission::new(custodian.config().limits.connections);
-    let reads = Arc::new(ReadLimits::default());
+    let work = Arc::new(WorkLimits::default());
     custodian.metrics.set_connection_gauge(admission.clone());
     tokio::pin!(shutdown);
     loop {
@@ -567,7 +575,7 @@ pub async fn serve(
         };
         let custodian = custodian.clone();
         let admission = admission.clone();
-        let reads = reads.clone();
+        let work = work.clone();
         tokio::spawn(async move {
             let _connection = connection;
             let limits = *admission.limits();
@@ -634,7 +642,7 @@ pub async fn serve(
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let custodian = custodian.clone();
                 let caller = caller.clone();
-                let reads = reads.clone();
+                let work = work.clone();
                 let busy = activity.busy();
                 async move {
                     let _busy = busy;
@@ -645,7 +653,7 @@ pub async fn serve(
                     let resp = match caller.get(&custodian) {
                         Ok(caller) => tokio::time::timeout(
                             timeout,
-                            handle(custodian.clone(), caller, reads, req),
+                            handle(custodian.clone(), caller, work, req),
                         )
                         .await
                         .unwrap_or_else(|_| {

@@ -18,6 +18,9 @@ use tokio::sync::Semaphore;
 
 use crate::config::Limits;
 
+/// The longest a TLS handshake may take (less if `idle_timeout_secs` is shorter).
+const HANDSHAKE_TIMEOUT_SECS: u64 = 10;
+
 /// Serves `service` on `listener` until `shutdown` completes, then drains.
 pub async fn serve<S, B, F>(
     listener: TcpListener,
@@ -38,6 +41,8 @@ pub async fn serve<S, B, F>(
 {
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let handshake_timeout =
+        Duration::from_secs(limits.idle_timeout_secs.clamp(1, HANDSHAKE_TIMEOUT_SECS));
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -70,16 +75,24 @@ pub async fn serve<S, B, F>(
         tokio::spawn(async move {
             let _permit = permit;
             let result = match tls {
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(s) => {
-                        let conn = builder.serve_connection(TokioIo::new(s), service);
-                        watcher.watch(conn).await
+                // A silent or trickling handshake gives its connection place back in
+                // bounded time.
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => {
+                            let conn = builder.serve_connection(TokioIo::new(s), service);
+                            watcher.watch(conn).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
                     }
-                    Err(e) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                },
+                }
                 None => {
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
                     watcher.watch(conn).await

@@ -21,6 +21,10 @@ use tokio_rustls::TlsConnector;
 use pool::Pool;
 pub use pool::{CONNECT_TIMEOUT, DOWN_FOR, IDLE_FOR, MAX_CONNECTIONS};
 
+/// The largest answer read from a custodian (the largest real ones, a full unwrap batch or a
+/// page of audit entries, are a few MiB); a longer one fails the call as a transport error.
+pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+
 use crate::api::{
     Denial, DestroyRequest, ErrorBody, Health, RewrapRequest, RewrapResponse, RewrapResult,
     StanzaItem, UnwrapRequest, UnwrapResponse, UnwrapResult, reply_aad, reply_info,
@@ -198,8 +202,9 @@ impl CustodianClient {
                 (Error::Transport(e.to_string()), sent)
             })?;
             let status = resp.status();
-            let bytes = resp
-                .into_body()
+            // Bounded before it is held: a custodian (or anything posing as one on the
+            // network) cannot make this side buffer an endless answer.
+            let bytes = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
                 .collect()
                 .await
                 .map_err(|e| (Error::Transport(e.to_string()), true))?

@@ -346,20 +346,10 @@ impl Custodian {
         let in_region = caller.identity.region == self.config.region;
         #[allow(clippy::cast_precision_loss, reason = "seconds fit in f64")]
         let now_f = now as f64;
-        if !in_region
-            && !self.limiter.out_of_region_open(
-                &caller.identity.key_hash,
-                caller.identity.region.as_str(),
-                now_f,
-            )
-        {
-            // Throttled: the whole request is refused with one entry, so a prober cannot
-            // grow the log by a batch per request either.
-            self.metrics.rate_limited();
-            let mut e = self.decision(caller, "unwrap", now);
-            Denial::RateLimited.as_str().clone_into(&mut e.reason);
-            self.write_log(caller, &mut [e])?;
-            return Err(Error::Denied(Denial::RateLimited));
+        if !in_region && self.denials_left(caller, now) < req.items.len().max(1) {
+            // Throttled: a request of more items than the caller's denial budget holds is
+            // refused whole, so no request logs more denials than the budget allows.
+            return Err(self.refuse_throttled(caller, "unwrap", None, now)?);
         }
         let mut items: Vec<ItemDecision> = {
             let ks = self.keystore.read().map_err(|_| poisoned())?;
@@ -544,6 +534,53 @@ impl Custodian {
         );
     }
 
+    /// Whether `caller` may still be refused with a logged decision: false once its denials
+    /// (or its region's) have emptied their bucket (3.4.1). Every route charges the denials of
+    /// callers that are not entitled to it (out of region, or without its role), so no route
+    /// lets a caller grow the log faster than its bucket refills.
+    fn denial_budget_open(&self, caller: &Caller, now: u64) -> bool {
+        self.denials_left(caller, now) >= 1
+    }
+
+    /// How many denials `caller` may still have logged now ([`RateLimiter::denials_left`]).
+    fn denials_left(&self, caller: &Caller, now: u64) -> usize {
+        #[allow(clippy::cast_precision_loss, reason = "seconds fit in f64")]
+        let now = now as f64;
+        self.limiter.denials_left(
+            &caller.identity.key_hash,
+            caller.identity.region.as_str(),
+            now,
+        )
+    }
+
+    /// The answer to a throttled request: `rate_limited`, with nothing decided. The refusal is
+    /// logged at most once a minute per calling region (the `rate_limited` metric counts every
+    /// one), so a throttled caller cannot grow the log either.
+    ///
+    /// # Errors
+    /// [`Error::LogUnavailable`] if the note cannot be logged.
+    fn refuse_throttled(
+        &self,
+        caller: &Caller,
+        op: &str,
+        version: Option<u32>,
+        now: u64,
+    ) -> Result<Error> {
+        self.metrics.rate_limited();
+        #[allow(clippy::cast_precision_loss, reason = "seconds fit in f64")]
+        let now_f = now as f64;
+        if self
+            .limiter
+            .throttle_note_due(caller.identity.region.as_str(), now_f)
+        {
+            let mut e = self.decision(caller, op, now);
+            e.key_version = version;
+            Denial::RateLimited.as_str().clone_into(&mut e.reason);
+            self.write_log(caller, &mut [e])?;
+        }
+        Ok(Error::Denied(Denial::RateLimited))
+    }
+
     /// Rewraps a batch of this custodian's stanzas to its active key version. No share leaves.
     ///
     /// # Errors
@@ -551,6 +588,12 @@ impl Custodian {
     pub fn rewrap(&self, caller: &Caller, req: &RewrapRequest, now: u64) -> Result<RewrapResponse> {
         if req.items.len() > self.config.limits.max_batch {
             return Err(Error::Protocol("too many items".into()));
+        }
+        // A caller that may not rewrap here gets one denial per item: charged, and refused
+        // whole once its budget is spent.
+        let entitled = caller.has(Role::Rewrap) && caller.identity.region == self.config.region;
+        if !entitled && self.denials_left(caller, now) < req.items.len().max(1) {
+            return Err(self.refuse_throttled(caller, "rewrap", None, now)?);
         }
         let ks = self.keystore.read().map_err(|_| poisoned())?;
         let active = ks.active();
@@ -599,6 +642,13 @@ impl Custodian {
             results.push(outcome);
         }
         drop(ks);
+        if !entitled {
+            #[allow(clippy::cast_precision_loss, reason = "seconds fit in f64")]
+            let now_f = now as f64;
+            for _ in &log {
+                self.charge_out_of_region(caller, now_f);
+            }
+        }
         self.write_log(caller, &mut log)?;
         Ok(RewrapResponse {
             results: results
@@ -620,6 +670,11 @@ impl Custodian {
             None
         };
         if let Some(d) = denial {
+            if !self.denial_budget_open(caller, now) {
+                return Err(self.refuse_throttled(caller, op, version, now)?);
+            }
+            #[allow(clippy::cast_precision_loss, reason = "seconds fit in f64")]
+            self.charge_out_of_region(caller, now as f64);
             let mut e = self.decision(caller, op, now);
             e.key_version = version;
             d.as_str().clone_into(&mut e.reason);
@@ -810,6 +865,11 @@ impl Custodian {
             .map_err(|_| Error::Protocol("approval id: 32 lowercase hex characters".into()))?
             .to_string();
         let id = id.as_str();
+        // Bad revocations are charged like other denials; a caller that has spent its
+        // budget is refused whole.
+        if !self.denial_budget_open(caller, now) {
+            return Err(self.refuse_throttled(caller, "revoke", None, now)?);
+        }
         let policy = self.policy()?;
         let set = policy
             .approvers()
@@ -833,6 +893,8 @@ impl Custodian {
                 Ok(())
             }
             Err(d) => {
+                #[allow(clippy::cast_precision_loss, reason = "seconds fit in f64")]
+                self.charge_out_of_region(caller, now as f64);
                 d.as_str().clone_into(&mut e.reason);
                 self.write_log(caller, &mut [e])?;
                 Err(Error::Denied(d))
