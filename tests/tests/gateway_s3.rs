@@ -289,6 +289,24 @@ fn refusals(kind: StoreKind) {
     );
     let other_bucket = aws(ep, &["s3", "mb", "s3://unrouted"], None);
     assert!(!other_bucket.status.success());
+    // A browser form upload (POST Object), unsigned: refused before any of its body is read
+    // (s3s would read the form before checking a signature), and nothing is written.
+    let form = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "20",
+        ])
+        .args(["-F", "key=aoife@example.ie/form", "-F"])
+        .arg(format!("file=@{}", f.display()))
+        .arg(format!("http://{ep}/mail"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&form.stdout), "501");
     s.assert_no_plaintext(&["SECRET-NOT-WRITTEN"], std::slice::from_ref(&f));
     let ls = ok(
         &aws(ep, &["s3", "ls", "--recursive", "s3://mail/"], None),

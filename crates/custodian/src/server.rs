@@ -375,10 +375,13 @@ async fn handle(
                     )),
                 }
             }
-            (&Method::GET, ["v1", "manifest"]) => c
-                .manifest(unix_now())
-                .map(|m| json(StatusCode::OK, &m))
-                .map_err(|e| from_error(&e)),
+            // Usually a cached copy; a re-signing writes the keystore (fsync), so off the
+            // async workers.
+            (&Method::GET, ["v1", "manifest"]) => {
+                blocking(&work, &caller, move || c.manifest(unix_now()))
+                    .await
+                    .map(|m| json(StatusCode::OK, &m))
+            }
             (&Method::POST, ["v1", "unwrap"]) => match read_json::<UnwrapRequest>(req, limit).await
             {
                 Ok(body) => blocking(&work, &caller, move || c.unwrap(&who, &body, unix_now()))

@@ -278,6 +278,7 @@ impl Gateway {
                 self.metrics.clone(),
                 self.config.limits.max_concurrent_requests,
                 self.config.limits.read_slot_wait(),
+                Duration::from_secs(self.config.limits.idle_timeout_secs.max(1)),
             )?;
             tasks.push(tokio::spawn(crate::server::serve(
                 listener,

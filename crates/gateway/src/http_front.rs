@@ -20,7 +20,7 @@ use crate::meta;
 use crate::metrics::Metrics;
 use crate::objects::{GetObject, ObjectInfo, Objects, PutObject, RangeSpec};
 use crate::slots::Slots;
-use crate::store::{BodyStream, UpBody};
+use crate::store::UpBody;
 
 /// How long a request body may send nothing before the upload is abandoned (the store then
 /// keeps no object): a stalled client must not hold a request slot and an upstream upload
@@ -215,7 +215,7 @@ impl HttpFront {
             None => None,
         };
         let (metadata, checks) = meta::from_headers(req.headers())?;
-        let body = idle_timeout(
+        let body = crate::body_idle::idle_timeout(
             req.into_body()
                 .into_data_stream()
                 .map_err(std::io::Error::other)
@@ -259,25 +259,6 @@ impl HttpFront {
         check_conditions(req.headers(), &got.info)?;
         Ok(body_response(got.first_verified().await?, id.to_owned()))
     }
-}
-
-/// `body`, failing when no bytes arrive for `limit`.
-fn idle_timeout(body: BodyStream, limit: Duration) -> BodyStream {
-    futures_util::stream::unfold(Some(body), move |state| async move {
-        let mut body = state?;
-        match tokio::time::timeout(limit, body.next()).await {
-            Ok(Some(item)) => Some((item, Some(body))),
-            Ok(None) => None,
-            Err(_) => Some((
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no request body bytes for {} s", limit.as_secs()),
-                )),
-                None,
-            )),
-        }
-    })
-    .boxed()
 }
 
 /// A GET response: 200 or 206 with exact lengths; the body aborts on any failure.

@@ -12,6 +12,7 @@
 //!   [`metrics`]: Prometheus text.
 //! * [`ops`]: bulk jobs over a bucket (migrate, rewrap, verify, shred), with checkpoints.
 
+pub mod body_idle;
 pub mod codec;
 pub mod config;
 pub mod error;

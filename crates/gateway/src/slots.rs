@@ -4,11 +4,17 @@
 //! can fill only the read slots, and writes, which need no custodian, keep being served. A
 //! read waits for a slot only so long (`read_wait`), then is answered 503: reads of a region
 //! whose custodian hangs must not hold up reads of every other region for longer than that.
+//! A write waits at most [`WRITE_WAIT`]: slow uploads hold write slots only until their body
+//! goes idle (`limits.idle_timeout_secs`), and a write that finds none in that time is told
+//! to retry (503) rather than left hanging.
 
 use std::time::Duration;
 
 use http::Method;
 use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// The longest a write waits for a slot before it is answered 503.
+pub const WRITE_WAIT: Duration = Duration::from_secs(60);
 
 /// The two pools of slots.
 #[derive(Debug)]
@@ -37,7 +43,8 @@ impl Slots {
     }
 
     /// Waits for a slot of the kind `method` takes; held until the permit is dropped.
-    /// `None` if the slots were closed, or for a read that found none within `read_wait`.
+    /// `None` if the slots were closed, or for a read that found none within `read_wait` (a
+    /// write within [`WRITE_WAIT`]).
     pub async fn acquire(&self, method: &Method) -> Option<SemaphorePermit<'_>> {
         if is_read(method) {
             tokio::time::timeout(self.read_wait, self.reads.acquire())
@@ -45,7 +52,10 @@ impl Slots {
                 .ok()?
                 .ok()
         } else {
-            self.writes.acquire().await.ok()
+            tokio::time::timeout(WRITE_WAIT, self.writes.acquire())
+                .await
+                .ok()?
+                .ok()
         }
     }
 }

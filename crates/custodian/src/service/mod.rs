@@ -234,14 +234,44 @@ impl Custodian {
     /// # Errors
     /// Keystore persistence errors.
     pub fn manifest(&self, now: u64) -> Result<SignedManifest> {
+        let current = {
+            let m = self.manifest.read().map_err(|_| poisoned())?;
+            if self.fresh(&m, now) {
+                return Ok(m.clone());
+            }
+            m.clone()
+        };
+        // One re-signing at a time: whoever gets the keystore lock first re-signs, the others
+        // find the fresh manifest when they get it.
+        let kek = self.kek.lock().map_err(|_| poisoned())?;
         {
             let m = self.manifest.read().map_err(|_| poisoned())?;
-            let half = self.config.manifest_validity_secs / 2;
-            if now < m.manifest.issued_at.saturating_add(half) {
+            if self.fresh(&m, now) {
                 return Ok(m.clone());
             }
         }
-        self.resign(now)
+        let mut ks = self.keystore.write().map_err(|_| poisoned())?;
+        match ks.sign_manifest(&*kek, now, self.config.manifest_validity_secs) {
+            Ok(m) => {
+                *self.manifest.write().map_err(|_| poisoned())? = m.clone();
+                Ok(m)
+            }
+            // The keystore could not be written (a full disk, say): the manifest in force is
+            // still served while it is valid, so clients keep sealing.
+            Err(e) if now <= current.manifest.not_after => {
+                tracing::warn!(error = %e, "cannot re-sign the manifest; serving the current one until it expires");
+                Ok(current)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether `m` was signed less than half its validity ago.
+    fn fresh(&self, m: &SignedManifest, now: u64) -> bool {
+        now < m
+            .manifest
+            .issued_at
+            .saturating_add(self.config.manifest_validity_secs / 2)
     }
 
     fn resign(&self, now: u64) -> Result<SignedManifest> {

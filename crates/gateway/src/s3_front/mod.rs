@@ -35,6 +35,8 @@ use crate::store::BodyStream;
 /// The gateway's `s3s` implementation.
 pub(crate) struct S3Gateway {
     objects: Arc<Objects>,
+    /// How long an upload body may send nothing before the request fails.
+    body_idle: std::time::Duration,
 }
 
 /// An S3 error for a gateway error: the S3 code, the HTTP status, a message.
@@ -213,9 +215,13 @@ fn blob(body: BodyStream) -> StreamingBlob {
     StreamingBlob::wrap(sync_wrapper::SyncStream::new(body))
 }
 
-pub(crate) fn plain_body(body: StreamingBlob) -> BodyStream {
-    body.map_err(|e| std::io::Error::other(e.to_string()))
-        .boxed()
+/// An upload body as the gateway reads it: failing after `idle` without bytes.
+pub(crate) fn plain_body(body: StreamingBlob, idle: std::time::Duration) -> BodyStream {
+    crate::body_idle::idle_timeout(
+        body.map_err(|e| std::io::Error::other(e.to_string()))
+            .boxed(),
+        idle,
+    )
 }
 
 impl S3Gateway {
@@ -318,7 +324,7 @@ impl S3Gateway {
                 bucket: input.bucket,
                 key: input.key,
                 len,
-                body: plain_body(body),
+                body: plain_body(body, self.body_idle),
                 metadata,
                 checks,
             })
@@ -590,7 +596,7 @@ impl S3 for S3Gateway {
         req: S3Request<s3s::dto::UploadPartInput>,
     ) -> S3Result<S3Response<s3s::dto::UploadPartOutput>> {
         let trailers = req.trailing_headers.clone();
-        multipart::upload_part(&self.objects, req.input, trailers)
+        multipart::upload_part(&self.objects, req.input, trailers, self.body_idle)
             .await
             .map(S3Response::new)
             .map_err(internal)
@@ -667,6 +673,7 @@ pub fn service(
     metrics: Arc<Metrics>,
     max_concurrent: usize,
     read_wait: std::time::Duration,
+    body_idle: std::time::Duration,
 ) -> Result<
     impl hyper::service::Service<
         Request<Incoming>,
@@ -695,6 +702,7 @@ pub fn service(
     }
     let mut builder = s3s::service::S3ServiceBuilder::new(S3Gateway {
         objects: objects.clone(),
+        body_idle: body_idle.max(std::time::Duration::from_secs(1)),
     });
     builder.set_auth(auth);
     if let Some(domain) = &front.domain {
@@ -744,6 +752,33 @@ pub fn service(
                     .headers()
                     .get(http::header::CONTENT_LENGTH)
                     .is_some_and(|v| v.as_bytes() == b"0");
+            // Browser form uploads (POST Object) are not served, and s3s would read their
+            // form fields before it checks any signature: refuse them before they take a
+            // slot or a byte of body is read.
+            if req.method() == http::Method::POST
+                && req
+                    .headers()
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| {
+                        v.trim_start()
+                            .to_ascii_lowercase()
+                            .starts_with("multipart/form-data")
+                    })
+            {
+                let mut r = Response::new(s3s::Body::from(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NotImplemented</Code>\
+                     <Message>POST Object (form uploads) is not supported</Message></Error>"
+                        .to_owned(),
+                ));
+                *r.status_mut() = StatusCode::NOT_IMPLEMENTED;
+                r.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+                metrics.request("s3", op, 501, started.elapsed().as_secs_f64());
+                return Ok(r);
+            }
             let method = req.method().clone();
             let Some(slot) = slots.acquire(&method).await else {
                 // As S3 answers when it is overloaded: retry later.

@@ -50,6 +50,7 @@ pub(crate) async fn upload_part(
     objects: &Objects,
     i: UploadPartInput,
     trailers: Option<s3s::TrailingHeaders>,
+    body_idle: std::time::Duration,
 ) -> Result<UploadPartOutput> {
     if i.sse_customer_algorithm.is_some() {
         return Err(Error::NotImplemented("SSE-C".into()));
@@ -80,7 +81,7 @@ pub(crate) async fn upload_part(
             &i.upload_id,
             part_number(i.part_number)?,
             len,
-            plain_body(body),
+            plain_body(body, body_idle),
             checks,
         )
         .await?;

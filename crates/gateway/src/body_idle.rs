@@ -1,0 +1,29 @@
+//! A request body that fails when no bytes arrive for a while: a client that stops sending
+//! mid-upload (or trickles a byte now and then under the limit) gives its request slot back
+//! in bounded time instead of holding it for as long as the connection stays open. Both
+//! fronts wrap every upload body in it (`limits.idle_timeout_secs`).
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use crate::store::BodyStream;
+
+/// `body`, failing when no bytes arrive for `limit`.
+pub(crate) fn idle_timeout(body: BodyStream, limit: Duration) -> BodyStream {
+    futures_util::stream::unfold(Some(body), move |state| async move {
+        let mut body = state?;
+        match tokio::time::timeout(limit, body.next()).await {
+            Ok(Some(item)) => Some((item, Some(body))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no request body bytes for {} s", limit.as_secs()),
+                )),
+                None,
+            )),
+        }
+    })
+    .boxed()
+}
