@@ -751,6 +751,70 @@ fn store_side_part_attacks_fail() {
         m.download(key).is_none(),
         "another object's layout was accepted"
     );
+
+    // The red team's truncation: whoever holds the store seals, with the region's public keys
+    // alone, a 2-part layout naming the genuine parts 1 and 2 (their ids are in clear in
+    // their headers) and a metadata record of its own (here: `text/html`), and cuts the object
+    // to those two parts. Sealing needs no custodian; only part 1's layout key is missing.
+    std::fs::write(m.stored(key), &original).unwrap();
+    std::fs::remove_file(mine).unwrap();
+    let cut = original[..2 * full].to_vec();
+    let h = profile.header_size();
+    let part_header = |at: usize| custodia_envelope::Header::parse(&original[at..at + h]).unwrap();
+    let upload_id = part_header(0).context().get("upload").unwrap().to_owned();
+    let ids = vec![*part_header(0).object_id(), *part_header(full).object_id()];
+    let lkey = format!(".custodia/layout/{key}/2");
+    let forged = custodia_tests::world::rt().block_on(async {
+        use custodia_envelope::multipart::Layout;
+        use custodia_envelope::{Binding, DerivedKey, Metadata};
+        let client = custodia_tests::s3::sdk_client(&m._w).await;
+        let mut meta = Metadata::new();
+        meta.insert("content-type", "text/html").unwrap();
+        let record = client
+            .seal_in(
+                "aoife@example.ie",
+                &[("upload", &upload_id), ("part", "metadata")],
+                &Binding::new("mail", key).unwrap(),
+                b"",
+                &meta,
+            )
+            .unwrap();
+        let layout = Layout::new(&upload_id, PART as u64, PART as u64, ids).unwrap();
+        client
+            .seal_in(
+                "aoife@example.ie",
+                &[("upload", &upload_id), ("part", "layout")],
+                &Binding::new("mail", &lkey).unwrap(),
+                &layout
+                    .body(&record, &DerivedKey::from_bytes([0x42; 32]))
+                    .unwrap(),
+                &layout.metadata().unwrap(),
+            )
+            .unwrap()
+    });
+    std::fs::write(m.store.root.join("mail").join(&lkey), &forged).unwrap();
+    std::fs::write(m.stored(key), &cut).unwrap();
+    assert!(
+        m.download(key).is_none(),
+        "the object cut short under a forged layout was served"
+    );
+    let head = m.api(&["head-object", "--bucket", "mail", "--key", key]);
+    assert!(!head.status.success(), "HEAD served a forged layout");
+    let out = m.tmp.path().join("forged-range");
+    let range = m.api(&[
+        "get-object",
+        "--bucket",
+        "mail",
+        "--key",
+        key,
+        "--range",
+        &format!("bytes={}-{}", PART, PART + 10),
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        !range.status.success(),
+        "a range of part 2 was served under a forged layout"
+    );
 }
 
 #[test]

@@ -95,6 +95,11 @@ pub enum Error {
     /// part re-sent and put back, or swapped in.
     #[error("multipart layout mismatch: {0}")]
     LayoutMismatch(&'static str),
+    /// A version 3 multipart layout whose tag does not verify under its part 1's layout key:
+    /// the layout was written by someone who could not open part 1 (forged with public
+    /// keys), or names other parts, sizes or metadata than it was written with.
+    #[error("multipart layout does not authenticate")]
+    LayoutAuthentication,
 
     // ---- API misuse ------------------------------------------------------------------------
     /// The caller passed an argument the format cannot express.

@@ -29,6 +29,9 @@ pub(crate) const LABEL_MAC_KEY: &[u8] = b"custodia v1 header mac";
 pub(crate) const LABEL_CHUNK_KEY: &[u8] = b"custodia v1 chunk key";
 /// HKDF info prefix of the metadata key.
 pub(crate) const LABEL_METADATA_KEY: &[u8] = b"custodia v1 metadata key";
+/// HKDF info prefix of the layout key (what a multipart layout naming this envelope as its
+/// part 1 is authenticated with, FORMAT.md §10a).
+pub(crate) const LABEL_LAYOUT_KEY: &[u8] = b"custodia v1 layout key";
 /// Prefix of the header MAC input.
 pub(crate) const LABEL_HEADER_MAC: &[u8] = b"custodia v1 header";
 /// Prefix of the HPKE `info` (followed by the format version and the object id).
@@ -54,6 +57,7 @@ pub struct ObjectKeys {
     pub(crate) mac_key: DerivedKey,
     pub(crate) chunk_key: DerivedKey,
     pub(crate) metadata_key: DerivedKey,
+    pub(crate) layout_key: DerivedKey,
 }
 
 impl core::fmt::Debug for ObjectKeys {
@@ -102,6 +106,7 @@ impl ObjectKeys {
             mac_key: DerivedKey::from_bytes(expand(&prk, &[LABEL_MAC_KEY])?),
             chunk_key: bound(LABEL_CHUNK_KEY)?,
             metadata_key: bound(LABEL_METADATA_KEY)?,
+            layout_key: bound(LABEL_LAYOUT_KEY)?,
         })
     }
 
@@ -139,5 +144,13 @@ impl ObjectKeys {
     #[must_use]
     pub fn metadata_key(&self) -> &DerivedKey {
         &self.metadata_key
+    }
+
+    /// The layout key: a multipart layout that names this envelope as its part 1 is
+    /// authenticated with it (FORMAT.md §10a), so only whoever sealed (or can open) part 1
+    /// can write a layout readers accept.
+    #[must_use]
+    pub fn layout_key(&self) -> &DerivedKey {
+        &self.layout_key
     }
 }

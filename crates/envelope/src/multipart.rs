@@ -3,23 +3,35 @@
 //! is its own envelope whose context names the upload and the part number; the layout is what
 //! ties them into one object. Binding every part's object id means that a part re-sent with
 //! other bytes — two valid envelopes for one upload, part number and name — cannot be put
-//! back in place of the one the upload completed with. Pure: the gateway stores and fetches
-//! the records; this module encodes, parses (with limits, before allocating) and checks them.
+//! back in place of the one the upload completed with. From version 3 the layout also carries
+//! a tag under part 1's layout key ([`crate::ObjectKeys::layout_key`]): sealing needs only
+//! public keys, so without it whoever holds the store could seal a layout of fewer parts that
+//! names the genuine ones and cut the object short; with it, only whoever sealed (or can open)
+//! part 1 can write a layout readers accept. Pure: the gateway stores and fetches the records;
+//! this module encodes, parses (with limits, before allocating) and checks them.
+
+use ring::hmac;
 
 use crate::header::{Header, ObjectId};
 use crate::pairs::Metadata;
+use crate::secret::DerivedKey;
 use crate::{Error, Profile, Result};
 
 /// Context key naming the upload a record belongs to (reserved, FORMAT.md §2.2).
 pub const CTX_UPLOAD: &str = "upload";
 /// Context key naming a record's place in its upload: `1`..=`10000`, `metadata`, `layout`.
 pub const CTX_PART: &str = "part";
-/// Context key, on every part sealed for a version 2 layout, with value `2`: such a part is
-/// refused under a version 1 layout, so a store that hands out an old upload id again cannot
-/// have new parts read under an old, unbound layout record of that id.
+/// Context key, on every part sealed for a version 2 or 3 layout, with the version as its
+/// value: such a part is refused under a layout of another version, so a store that hands out
+/// an old upload id again cannot have new parts read under an old, weaker layout record.
 pub const CTX_LAYOUT: &str = "layout";
-/// The layout version written: 2 binds every part's object id.
-pub const LAYOUT_VERSION: u64 = 2;
+/// The layout version written: 3 binds every part's object id under a tag of part 1's layout
+/// key. (2 binds the ids without a tag; 1 binds nothing. Both are legacy.)
+pub const LAYOUT_VERSION: u64 = 3;
+/// Prefix of the layout tag's input.
+const LABEL_LAYOUT_TAG: &[u8] = b"custodia layout v3";
+/// Bytes of the tag at the end of a version 3 layout body.
+const TAG_LEN: usize = 32;
 /// Most parts of one object (S3's limit).
 pub const MAX_PARTS: u64 = 10_000;
 /// Bytes of the length prefix of the metadata record in a version 2 layout body.
@@ -34,8 +46,12 @@ pub struct Layout {
     parts: u64,
     part_size: u64,
     last_size: u64,
+    /// 1, 2 or 3.
+    version: u64,
     /// `None` for a version 1 (legacy) layout, which binds no part.
     part_ids: Option<Vec<ObjectId>>,
+    /// The tag of a parsed version 3 layout.
+    tag: Option<[u8; TAG_LEN]>,
 }
 
 fn bad(reason: &'static str) -> Error {
@@ -82,12 +98,14 @@ impl Layout {
             parts,
             part_size,
             last_size,
+            version: LAYOUT_VERSION,
             part_ids: Some(part_ids),
+            tag: None,
         })
     }
 
     /// The layout record's sealed metadata: `upload`, `parts`, `part-size`, `last-size` (canonical
-    /// decimals) and `layout-version` (`2`).
+    /// decimals) and `layout-version` (`3`).
     ///
     /// # Errors
     /// [`Error::OutOfRange`] if the upload id is longer than a metadata value may be.
@@ -101,26 +119,89 @@ impl Layout {
         Ok(m)
     }
 
-    /// The layout record's body (the plaintext it seals): version 2 is
-    /// `u32be(len(metadata_record)) || metadata_record || id(part 1) || … || id(part N)`.
+    /// The layout record's body (the plaintext it seals): version 3 is
+    /// `u32be(len(metadata_record)) || metadata_record || id(part 1) || … || id(part N) || tag`,
+    /// the tag under `layout_key`, part 1's ([`Layout::tag_input`]).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a legacy layout (never written) or a metadata record
-    /// over 4 GiB.
-    pub fn body(&self, metadata_record: &[u8]) -> Result<Vec<u8>> {
+    /// [`Error::InvalidArgument`] for a layout parsed from a record (only new ones are
+    /// written) or a metadata record over 4 GiB.
+    pub fn body(&self, metadata_record: &[u8], layout_key: &DerivedKey) -> Result<Vec<u8>> {
         let ids = self
             .part_ids
             .as_ref()
+            .filter(|_| self.version == LAYOUT_VERSION)
             .ok_or(Error::InvalidArgument("legacy layouts are not written"))?;
         let len = u32::try_from(metadata_record.len())
             .map_err(|_| Error::InvalidArgument("metadata record too large"))?;
-        let mut out = Vec::with_capacity(LEN_PREFIX + metadata_record.len() + ids.len() * ID_LEN);
+        let mut out =
+            Vec::with_capacity(LEN_PREFIX + metadata_record.len() + ids.len() * ID_LEN + TAG_LEN);
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(metadata_record);
         for id in ids {
             out.extend_from_slice(&id.0);
         }
+        let tag = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, layout_key.expose()),
+            &self.tag_input(metadata_record),
+        );
+        out.extend_from_slice(tag.as_ref());
         Ok(out)
+    }
+
+    /// What a version 3 tag covers: `"custodia layout v3" || u16be(len(upload)) || upload ||
+    /// u64be(parts) || u64be(part_size) || u64be(last_size) || u32be(len(metadata_record)) ||
+    /// metadata_record || id(part 1) || … || id(part N)`.
+    fn tag_input(&self, metadata_record: &[u8]) -> Vec<u8> {
+        let ids = self.part_ids.as_deref().unwrap_or_default();
+        let mut m = Vec::with_capacity(
+            LABEL_LAYOUT_TAG.len()
+                + 2
+                + self.upload.len()
+                + 28
+                + metadata_record.len()
+                + ids.len() * ID_LEN,
+        );
+        m.extend_from_slice(LABEL_LAYOUT_TAG);
+        // Metadata values (the upload id among them) are at most 2048 bytes.
+        #[allow(clippy::cast_possible_truncation, reason = "at most 2048 bytes")]
+        m.extend_from_slice(&(self.upload.len() as u16).to_be_bytes());
+        m.extend_from_slice(self.upload.as_bytes());
+        for n in [self.parts, self.part_size, self.last_size] {
+            m.extend_from_slice(&n.to_be_bytes());
+        }
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "parsed from a u32 prefix or checked when written"
+        )]
+        m.extend_from_slice(&(metadata_record.len() as u32).to_be_bytes());
+        m.extend_from_slice(metadata_record);
+        for id in ids {
+            m.extend_from_slice(&id.0);
+        }
+        m
+    }
+
+    /// Checks a parsed version 3 layout's tag under part 1's `layout_key`, in constant time;
+    /// `metadata_record` is the record [`Layout::parse`] returned with it. Legacy layouts carry
+    /// no tag and pass (readers refuse them unless told otherwise: [`Layout::is_legacy`]).
+    ///
+    /// # Errors
+    /// [`Error::LayoutAuthentication`].
+    pub fn check_tag(&self, metadata_record: &[u8], layout_key: &DerivedKey) -> Result<()> {
+        let Some(tag) = &self.tag else {
+            return if self.version == LAYOUT_VERSION {
+                Err(Error::LayoutAuthentication)
+            } else {
+                Ok(())
+            };
+        };
+        hmac::verify(
+            &hmac::Key::new(hmac::HMAC_SHA256, layout_key.expose()),
+            &self.tag_input(metadata_record),
+            tag,
+        )
+        .map_err(|_| Error::LayoutAuthentication)
     }
 
     /// Parses a layout record from its opened metadata and body; returns the layout and the
@@ -148,24 +229,33 @@ impl Layout {
         }
         let part_size = decimal(metadata, "part-size")?;
         let last_size = decimal(metadata, "last-size")?;
-        // Version 1 is the absence of the field; written, it must say 2.
+        // Version 1 is the absence of the field; written, it must say 2 or 3.
         let version = match metadata.get("layout-version") {
             None => 1,
             Some(_) => match decimal(metadata, "layout-version")? {
-                LAYOUT_VERSION => LAYOUT_VERSION,
+                v @ (2 | 3) => v,
                 _ => return Err(bad("unknown layout version")),
             },
         };
-        let (part_ids, record) = match version {
-            1 => (None, body),
-            2 => {
+        let (part_ids, record, tag) = match version {
+            1 => (None, body, None),
+            _ => {
                 let (len, rest) = body
                     .split_first_chunk::<LEN_PREFIX>()
                     .ok_or(bad("body shorter than its length prefix"))?;
                 let len = usize::try_from(u32::from_be_bytes(*len))
                     .map_err(|_| bad("metadata record length"))?;
                 let record = rest.get(..len).ok_or(bad("body shorter than its record"))?;
-                let ids = &rest[len..];
+                let mut ids = &rest[len..];
+                let tag = if version == 3 {
+                    let (front, tag) = ids
+                        .split_last_chunk::<TAG_LEN>()
+                        .ok_or(bad("body does not hold one object id per part and a tag"))?;
+                    ids = front;
+                    Some(*tag)
+                } else {
+                    None
+                };
                 // parts <= 10000: the product cannot overflow.
                 #[allow(clippy::cast_possible_truncation, reason = "parts <= 10000")]
                 if ids.len() != parts as usize * ID_LEN {
@@ -179,9 +269,8 @@ impl Layout {
                         ObjectId(id)
                     })
                     .collect();
-                (Some(ids), record)
+                (Some(ids), record, tag)
             }
-            _ => return Err(bad("unknown layout version")),
         };
         Ok((
             Self {
@@ -189,18 +278,28 @@ impl Layout {
                 parts,
                 part_size,
                 last_size,
+                version,
                 part_ids,
+                tag,
             },
             record,
         ))
     }
 
-    /// Whether this is a version 1 layout, which binds no part: a part re-sent during the
-    /// upload could be put back in place of the one it completed with. Readers open it only
-    /// where that is accepted (the gateway's `legacy_layouts` route setting).
+    /// Whether this is a version 1 or 2 layout: version 1 binds no part (a part re-sent
+    /// during the upload could be put back in place of the one it completed with), version 2
+    /// binds them without a tag (whoever holds the store could seal a shorter layout naming
+    /// the genuine parts). Readers open them only where that is accepted (the gateway's
+    /// `legacy_layouts` route setting).
     #[must_use]
     pub fn is_legacy(&self) -> bool {
-        self.part_ids.is_none()
+        self.version < LAYOUT_VERSION
+    }
+
+    /// The layout version: 1, 2 or 3.
+    #[must_use]
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// The upload id.
@@ -292,9 +391,15 @@ impl Layout {
                 "a part of another upload or position",
             ));
         }
-        // A version 2 part only under a version 2 layout, and the other way round.
+        // A part marked for a layout version only under a layout of that version, and an
+        // unmarked part (sealed before version 2) only under a version 1 layout.
         let marked = context.get(CTX_LAYOUT);
-        if marked != self.part_ids.as_ref().map(|_| "2") {
+        let want = match self.version {
+            1 => None,
+            2 => Some("2"),
+            _ => Some("3"),
+        };
+        if marked != want {
             return Err(Error::LayoutMismatch(
                 "a part sealed for another layout version",
             ));
@@ -324,19 +429,69 @@ mod tests {
         (1..=n).map(|i| ObjectId([i; 32])).collect()
     }
 
+    fn key(b: u8) -> DerivedKey {
+        DerivedKey::from_bytes([b; 32])
+    }
+
     #[test]
-    fn version_2_round_trips() {
+    fn version_3_round_trips_and_its_tag_needs_part_1s_key() {
         let l = Layout::new("up-1", 5 << 20, 7, ids(3)).unwrap();
         let m = l.metadata().unwrap();
-        assert_eq!(m.get("layout-version"), Some("2"));
-        let body = l.body(b"record").unwrap();
+        assert_eq!(m.get("layout-version"), Some("3"));
+        let body = l.body(b"record", &key(1)).unwrap();
         assert_eq!(&body[..4], &6u32.to_be_bytes());
-        assert_eq!(body.len(), 4 + 6 + 3 * 32);
+        assert_eq!(body.len(), 4 + 6 + 3 * 32 + 32);
         let (back, record) = Layout::parse(&m, &body).unwrap();
-        assert_eq!(back, l);
         assert_eq!(record, b"record");
         assert!(!back.is_legacy());
+        assert_eq!(back.version(), 3);
         assert_eq!(back.plaintext_len(), 2 * (5 << 20) + 7);
+        back.check_tag(record, &key(1)).unwrap();
+        // A layout written without part 1's key (forged with public keys alone) does not
+        // authenticate, nor does one whose fields were changed after it was written.
+        assert_eq!(
+            back.check_tag(record, &key(2)),
+            Err(Error::LayoutAuthentication)
+        );
+        assert_eq!(
+            back.check_tag(b"other!", &key(1)),
+            Err(Error::LayoutAuthentication)
+        );
+        let shorter = Layout::new("up-1", 5 << 20, 5 << 20, ids(2)).unwrap();
+        let forged = shorter.body(b"record", &key(9)).unwrap();
+        let (f, r) = Layout::parse(&shorter.metadata().unwrap(), &forged).unwrap();
+        assert_eq!(f.check_tag(r, &key(1)), Err(Error::LayoutAuthentication));
+        // The tag covers the sizes: the same ids with another last size fail.
+        let mut m2 = Metadata::new();
+        for (k, v) in m.iter() {
+            m2.insert(k, if k == "last-size" { "8" } else { v })
+                .unwrap();
+        }
+        let (other, r) = Layout::parse(&m2, &body).unwrap();
+        assert_eq!(
+            other.check_tag(r, &key(1)),
+            Err(Error::LayoutAuthentication)
+        );
+    }
+
+    #[test]
+    fn version_2_parses_as_legacy_with_its_ids() {
+        let l = Layout::new("up-1", 8, 7, ids(2)).unwrap();
+        let mut m = Metadata::new();
+        for (k, v) in l.metadata().unwrap().iter() {
+            m.insert(k, if k == "layout-version" { "2" } else { v })
+                .unwrap();
+        }
+        let mut body = 6u32.to_be_bytes().to_vec();
+        body.extend_from_slice(b"record");
+        for id in ids(2) {
+            body.extend_from_slice(&id.0);
+        }
+        let (back, record) = Layout::parse(&m, &body).unwrap();
+        assert!(back.is_legacy());
+        assert_eq!(back.version(), 2);
+        assert_eq!(record, b"record");
+        back.check_tag(record, &key(3)).unwrap();
     }
 
     #[test]
@@ -353,14 +508,17 @@ mod tests {
         let (l, record) = Layout::parse(&m, b"the record").unwrap();
         assert!(l.is_legacy());
         assert_eq!(record, b"the record");
-        assert!(l.body(b"x").is_err(), "legacy layouts are never written");
+        assert!(
+            l.body(b"x", &key(1)).is_err(),
+            "legacy layouts are never written"
+        );
     }
 
     #[test]
     fn bad_layouts_are_refused() {
         let l = Layout::new("u", 8, 1, ids(2)).unwrap();
         let good = l.metadata().unwrap();
-        let body = l.body(b"rec").unwrap();
+        let body = l.body(b"rec", &key(1)).unwrap();
         let edit = |k: &str, v: &str| {
             let mut m = Metadata::new();
             for (key, val) in good.iter() {
@@ -374,7 +532,7 @@ mod tests {
             ("parts", "02"),
             ("parts", "+2"),
             ("part-size", "x"),
-            ("layout-version", "3"),
+            ("layout-version", "4"),
             ("layout-version", "1"),
             ("layout-version", "02"),
             ("upload", ""),

@@ -106,6 +106,13 @@ impl Unlocked {
         &self.metadata
     }
 
+    /// The layout key ([`ObjectKeys::layout_key`]): a multipart layout naming this envelope
+    /// as its part 1 must verify under it.
+    #[must_use]
+    pub fn layout_key(&self) -> &crate::DerivedKey {
+        self.keys.layout_key()
+    }
+
     /// The data key (e.g. for a DEK cache). Treat as secret.
     #[must_use]
     pub fn data_key(&self) -> &DataKey {

@@ -6,7 +6,7 @@ use crate::keys::ObjectKeys;
 use crate::pairs::{Context, Metadata};
 use crate::protect::{compute_mac, seal_metadata};
 use crate::rng::Randomness;
-use crate::secret::DataKey;
+use crate::secret::{DataKey, DerivedKey};
 use crate::split::split;
 use crate::stanza::Stanza;
 use crate::stream::ChunkSealer;
@@ -142,6 +142,7 @@ pub struct Sealer {
     chunks: ChunkSealer,
     pending: Vec<u8>,
     chunk_size: usize,
+    layout_key: DerivedKey,
 }
 
 impl core::fmt::Debug for Sealer {
@@ -170,7 +171,15 @@ impl Sealer {
             chunks: ChunkSealer::new(keys.chunk_key(), profile)?,
             pending: Vec::with_capacity(profile.chunk_size() + TAG_LEN),
             chunk_size: profile.chunk_size(),
+            layout_key: keys.layout_key().clone(),
         })
+    }
+
+    /// The object's layout key ([`ObjectKeys::layout_key`]): the gateway keeps part 1's to
+    /// authenticate the layout at completion.
+    #[must_use]
+    pub fn layout_key(&self) -> &DerivedKey {
+        &self.layout_key
     }
 
     /// The zero-copy chunk interface, for callers that lay out their own buffers. Only before

@@ -61,7 +61,7 @@ fn seal_record(seed: &str, part: &str, name: &str, body: &[u8], metadata: &Metad
         .unwrap();
     // Parts (not the metadata and layout records) carry the layout version they are for.
     if part.parse::<u32>().is_ok() {
-        context = context.with("layout", "2").unwrap();
+        context = context.with("layout", "3").unwrap();
     }
     seal(
         &SealOptions {
@@ -87,18 +87,37 @@ fn id_of(record: &[u8]) -> ObjectId {
     *Header::parse(record).unwrap().object_id()
 }
 
+/// Part 1's layout key, from the part opened with the recipient key (as a reader gets it).
+fn layout_key_of(part1: &[u8]) -> DerivedKey {
+    let h = Header::parse(part1).unwrap();
+    let secrets = [RecipientSecretKey::from_bytes(*secret().expose())];
+    h.unlock(
+        &h.unwrap_with(&secrets).unwrap(),
+        &Binding::new(BUCKET, KEY).unwrap(),
+    )
+    .unwrap()
+    .layout_key()
+    .clone()
+}
+
 /// The layout record over `ids`, with `edit` applied to its metadata and body first.
 fn layout_record(
     metadata_record: &[u8],
     ids: Vec<ObjectId>,
+    key: &DerivedKey,
     seed: &str,
     edit: impl FnOnce(&mut Metadata, &mut Vec<u8>),
 ) -> Vec<u8> {
-    let layout = Layout::new(UPLOAD, 4096, PART2.len() as u64, ids).unwrap();
+    let last = if ids.len() == 2 {
+        PART2.len() as u64
+    } else {
+        4096
+    };
+    let layout = Layout::new(UPLOAD, 4096, last, ids.clone()).unwrap();
     let mut m = layout.metadata().unwrap();
-    let mut body = layout.body(metadata_record).unwrap();
+    let mut body = layout.body(metadata_record, key).unwrap();
     edit(&mut m, &mut body);
-    seal_record(seed, "layout", &layout_name(2), &body, &m)
+    seal_record(seed, "layout", &layout_name(ids.len() as u64), &body, &m)
 }
 
 fn metadata_without(m: &Metadata, drop: &str) -> Metadata {
@@ -127,7 +146,8 @@ fn generate() -> (Value, Vec<(&'static str, &'static str, Value)>) {
     // Part 2 as first sent, with other bytes, before the client sent it again.
     let p2_first = seal_record("part 2 first send", "2", KEY, b"Hi!!\r\n", &Metadata::new());
     let ids = vec![id_of(&p1), id_of(&p2)];
-    let layout = layout_record(&metadata_record, ids.clone(), "layout", |_, _| {});
+    let lk = layout_key_of(&p1);
+    let layout = layout_record(&metadata_record, ids.clone(), &lk, "layout", |_, _| {});
     let object = [p1.clone(), p2.clone()].concat();
     let mut plaintext = part1();
     plaintext.extend_from_slice(PART2);
@@ -141,7 +161,8 @@ fn generate() -> (Value, Vec<(&'static str, &'static str, Value)>) {
         "layout_name": layout_name(2),
         "part_object_ids": ids.iter().map(|i| hex::encode(i.0)).collect::<Vec<_>>(),
         "layout_metadata": l.metadata().unwrap().iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
-        "layout_body": hex::encode(l.body(&metadata_record).unwrap()),
+        "layout_key": hex::encode(lk.expose()),
+        "layout_body": hex::encode(l.body(&metadata_record, &lk).unwrap()),
         "metadata_record": hex::encode(&metadata_record),
         "layout_record": hex::encode(&layout),
         "object": hex::encode(&object),
@@ -198,7 +219,7 @@ fn generate() -> (Value, Vec<(&'static str, &'static str, Value)>) {
             "a layout body holding one object id fewer than its parts",
             with(
                 object.clone(),
-                layout_record(&metadata_record, ids.clone(), "short", |_, body| {
+                layout_record(&metadata_record, ids.clone(), &lk, "short", |_, body| {
                     body.truncate(body.len() - 32);
                 }),
                 layout_name(2),
@@ -206,12 +227,12 @@ fn generate() -> (Value, Vec<(&'static str, &'static str, Value)>) {
             ),
         ),
         (
-            "layout-version-3",
+            "layout-version-4",
             "a layout version this document does not define",
             with(
                 object.clone(),
-                layout_record(&metadata_record, ids.clone(), "v3", |meta, _| {
-                    *meta = metadata_with(&m, "layout-version", "3");
+                layout_record(&metadata_record, ids.clone(), &lk, "v4", |meta, _| {
+                    *meta = metadata_with(&m, "layout-version", "4");
                 }),
                 layout_name(2),
                 "NonCanonical",
@@ -222,7 +243,7 @@ fn generate() -> (Value, Vec<(&'static str, &'static str, Value)>) {
             "a version 1 layout (no layout-version, body = the metadata record alone)",
             with(
                 object.clone(),
-                layout_record(&metadata_record, ids.clone(), "v1", |meta, body| {
+                layout_record(&metadata_record, ids.clone(), &lk, "v1", |meta, body| {
                     *meta = metadata_without(&m, "layout-version");
                     *body = metadata_record.clone();
                 }),
@@ -235,11 +256,53 @@ fn generate() -> (Value, Vec<(&'static str, &'static str, Value)>) {
             "`parts` written `02`",
             with(
                 object.clone(),
-                layout_record(&metadata_record, ids, "zero", |meta, _| {
+                layout_record(&metadata_record, ids.clone(), &lk, "zero", |meta, _| {
                     *meta = metadata_with(&m, "parts", "02");
                 }),
                 layout_name(2),
                 "NonCanonical",
+            ),
+        ),
+        (
+            "layout-version-2",
+            "a version 2 layout (the ids without a tag)",
+            with(
+                object.clone(),
+                layout_record(&metadata_record, ids.clone(), &lk, "v2", |meta, body| {
+                    *meta = metadata_with(&m, "layout-version", "2");
+                    body.truncate(body.len() - 32);
+                }),
+                layout_name(2),
+                "LegacyLayout",
+            ),
+        ),
+        (
+            "layout-tag-changed",
+            "one bit of the layout's tag",
+            with(
+                object.clone(),
+                layout_record(&metadata_record, ids.clone(), &lk, "tag", |_, body| {
+                    *body.last_mut().unwrap() ^= 1;
+                }),
+                layout_name(2),
+                "LayoutAuthentication",
+            ),
+        ),
+        (
+            "layout-forged-shorter",
+            "the object cut to part 1, with a one-part layout naming part 1's genuine id, \
+             sealed with the public key alone (its tag under a key not derived from part 1)",
+            with(
+                p1.clone(),
+                layout_record(
+                    &metadata_record,
+                    vec![id_of(&p1)],
+                    &DerivedKey::from_bytes([0x42; 32]),
+                    "forged",
+                    |_, _| {},
+                ),
+                layout_name(1),
+                "LayoutAuthentication",
             ),
         ),
     ];
@@ -274,12 +337,21 @@ fn read(v: &Value, key: &RecipientSecretKey) -> Result<(Vec<u8>, Metadata), Stri
     if layout.upload() != upload || layout.parts() != n {
         return Err("LayoutMismatch".into());
     }
+    // Part 1 against the layout, then the layout's tag under part 1's layout key (part 1
+    // opened with the recipient key).
+    layout.check_part(0, &first).map_err(err)?;
+    let binding = Binding::new(BUCKET, KEY).unwrap();
+    let part1 = first
+        .unlock(&first.unwrap_with(&secrets).map_err(err)?, &binding)
+        .map_err(err)?;
+    layout
+        .check_tag(metadata_record, part1.layout_key())
+        .map_err(err)?;
     let profile = first.profile();
     if layout.stored_total(profile).map_err(err)? != object.len() as u64 {
         return Err("StoredLength".into());
     }
     // The object's metadata, from the metadata record.
-    let binding = Binding::new(BUCKET, KEY).unwrap();
     let (_, metadata) = open_with_keys(metadata_record, &secrets, &binding).map_err(err)?;
     // Every part at its offset, checked against the layout, opened under the object's name.
     let mut plaintext = Vec::new();

@@ -14,14 +14,20 @@
 //!
 //! The part's object id reaches the completion through the ETag the client got for the part
 //! (the gateway keeps no state between requests, and the store does not let a part be read
-//! before completion): `p-` and the hex of `{number}:{object id hex}:{store ETag}`.
+//! before completion): `p-` and the hex of `{number}:{object id hex}:{store ETag}`. Part 1's
+//! also carries its envelope's layout key (`{1}:{id}:{layout key hex}:{store ETag}`): the
+//! layout record is authenticated with it (layout version 3), so that only whoever sealed
+//! part 1 can write a layout readers accept — sealing needs only public keys, and a store
+//! holder could otherwise seal a shorter layout naming the genuine parts.
 
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use custodia::Client;
 use custodia_envelope::multipart::{CTX_LAYOUT, CTX_PART, CTX_UPLOAD, LAYOUT_VERSION, Layout};
-use custodia_envelope::{Binding, Header, Metadata, ObjectId, Opener, PREFIX_LEN, Profile};
+use custodia_envelope::{
+    Binding, DerivedKey, Header, Metadata, ObjectId, Opener, PREFIX_LEN, Profile, Unlocked,
+};
 use futures_util::{StreamExt, TryStreamExt};
 
 use super::{GetObject, ObjectInfo, Objects, RangeSpec, count, opaque_etag};
@@ -47,21 +53,35 @@ const MAX_LAYOUT: usize = 1 << 20;
 /// ListParts cannot know the object id (the store does not let a part be read): its ETags
 /// are `q-` and the hex of `{number}:{store ETag}`, a form no completion accepts — so no
 /// store-chosen ETag can pass for an object id.
+/// Part 1's ETag also carries its layout key (`layout_key`, given for part 1 only).
 #[must_use]
-pub(crate) fn part_etag(number: u32, id: Option<&ObjectId>, store_etag: &str) -> String {
+pub(crate) fn part_etag(
+    number: u32,
+    id: Option<&ObjectId>,
+    layout_key: Option<&DerivedKey>,
+    store_etag: &str,
+) -> String {
     let inner = store_etag.trim().trim_matches('"');
-    match id {
-        Some(id) => format!(
+    match (id, layout_key) {
+        (Some(id), Some(k)) => format!(
+            "\"p-{}\"",
+            hex::encode(format!(
+                "{number}:{}:{}:{inner}",
+                hex::encode(id.0),
+                hex::encode(k.expose())
+            ))
+        ),
+        (Some(id), None) => format!(
             "\"p-{}\"",
             hex::encode(format!("{number}:{}:{inner}", hex::encode(id.0)))
         ),
-        None => format!("\"q-{}\"", hex::encode(format!("{number}:{inner}"))),
+        (None, _) => format!("\"q-{}\"", hex::encode(format!("{number}:{inner}"))),
     }
 }
 
-/// A client's part ETag decoded: part number, object id (`None` for a ListParts ETag), store
-/// ETag.
-type PartEtag = (u32, Option<ObjectId>, String);
+/// A client's part ETag decoded: part number, object id (`None` for a ListParts ETag), part
+/// 1's layout key (`None` for other parts), store ETag.
+type PartEtag = (u32, Option<ObjectId>, Option<DerivedKey>, String);
 
 /// The part number, object id and store ETag inside a [`part_etag`]; `None` if it is not one.
 fn store_part_etag(client_etag: &str) -> Option<PartEtag> {
@@ -75,12 +95,21 @@ fn store_part_etag(client_etag: &str) -> Option<PartEtag> {
     let (n, rest) = text.split_once(':')?;
     let n = n.parse().ok()?;
     if listed {
-        return Some((n, None, rest.to_owned()));
+        return Some((n, None, None, rest.to_owned()));
     }
-    // `p-`: exactly 64 hex characters of object id, then `:`, then the store's ETag.
-    let (id, etag) = (rest.get(..64)?, rest.get(64..)?.strip_prefix(':')?);
-    let id = <[u8; 32]>::try_from(hex::decode(id).ok()?).ok()?;
-    Some((n, Some(ObjectId(id)), etag.to_owned()))
+    // `p-`: exactly 64 hex characters of object id, then `:`; for part 1, exactly 64 hex
+    // characters of layout key and `:`; then the store's ETag.
+    let hex32 = |h: &str| <[u8; 32]>::try_from(hex::decode(h).ok()?).ok();
+    let (id, mut rest) = (rest.get(..64)?, rest.get(64..)?.strip_prefix(':')?);
+    let id = hex32(id)?;
+    let key = if n == 1 {
+        let k = hex32(rest.get(..64)?)?;
+        rest = rest.get(64..)?.strip_prefix(':')?;
+        Some(DerivedKey::from_bytes(k))
+    } else {
+        None
+    };
+    Some((n, Some(ObjectId(id)), key, rest.to_owned()))
 }
 
 fn tampered(what: &'static str) -> Error {
@@ -98,7 +127,7 @@ pub(super) fn side_key(prefix: &str, bucket: &str, key: &str, upload: &str) -> S
 /// The layout record of `key` for an object of `parts` parts. The part count is in the
 /// name (it is no secret: the store sees the parts) so listings can size multipart objects
 /// on stores whose ETags lack the `-N` suffix.
-fn layout_key(key: &str, parts: usize) -> String {
+fn layout_record_name(key: &str, parts: usize) -> String {
     format!("{LAYOUT_PREFIX}{key}/{parts}")
 }
 
@@ -249,6 +278,8 @@ impl Objects {
             &Metadata::new(),
         )?;
         let id = *Header::parse(&header).map_err(Error::Tampered)?.object_id();
+        // Part 1's layout key goes back to the client in its ETag, for the completion.
+        let layout_key = (number == 1).then(|| sealer.layout_key().clone());
         let stored_len = self
             .client
             .profile()
@@ -268,7 +299,9 @@ impl Objects {
             .upload_part(bucket, key, upload, number, stored_len, body)
             .await
         {
-            Ok(etag) => Ok(etag.as_deref().map(|e| part_etag(number, Some(&id), e))),
+            Ok(etag) => Ok(etag
+                .as_deref()
+                .map(|e| part_etag(number, Some(&id), layout_key.as_ref(), e))),
             Err(e) => Err(failure.take().unwrap_or(e)),
         }
     }
@@ -305,6 +338,7 @@ impl Objects {
         let mut sizes = Vec::with_capacity(client_parts.len());
         let mut etags = Vec::with_capacity(client_parts.len());
         let mut ids = Vec::with_capacity(client_parts.len());
+        let mut layout_key = None;
         for (n, etag) in client_parts {
             let p = stored.iter().find(|p| p.number == *n).ok_or_else(|| {
                 Error::BadRequest(format!("InvalidPart: part {n} was not uploaded"))
@@ -313,7 +347,12 @@ impl Objects {
                 || Error::BadRequest(format!("InvalidPart: part {n}'s ETag does not match"));
             let (from_client, id) = match etag.as_deref().map(store_part_etag) {
                 None => (None, None),
-                Some(Some((number, id, e))) if number == *n => (Some(e), id),
+                Some(Some((number, id, key, e))) if number == *n => {
+                    if key.is_some() {
+                        layout_key = key;
+                    }
+                    (Some(e), id)
+                }
                 Some(_) => return Err(bad_etag()),
             };
             // The layout binds every part's envelope: only the ETag UploadPart answered
@@ -367,18 +406,26 @@ impl Objects {
             profile.header_size() + 1024,
         )
         .await?;
+        // The layout is authenticated with part 1's layout key, from part 1's ETag.
+        let layout_key = layout_key.ok_or_else(|| {
+            Error::BadRequest(
+                "InvalidPart: part 1's ETag does not carry its layout key (use the ETag \
+                 UploadPart returned; or upload part 1 again)"
+                    .into(),
+            )
+        })?;
         let plan = Layout::new(upload, part_size, last_size, ids)
             .map_err(|e| Error::BadRequest(format!("layout: {e}")))?;
         let layout_meta = plan
             .metadata()
             .map_err(|e| Error::BadRequest(format!("upload id: {e}")))?;
-        let lkey = layout_key(key, sizes.len());
+        let lkey = layout_record_name(key, sizes.len());
         let stale = self.layout_records(bucket, key).await?;
         let layout = self.client.seal_in(
             &route.mailbox,
             &[(CTX_UPLOAD, upload), (CTX_PART, "layout")],
             &Binding::new(bucket, &lkey).map_err(Error::Tampered)?,
-            &plan.body(&meta_env).map_err(Error::Tampered)?,
+            &plan.body(&meta_env, &layout_key).map_err(Error::Tampered)?,
             &layout_meta,
         )?;
         let len = layout.len() as u64;
@@ -478,23 +525,31 @@ impl Objects {
                     size,
                     p.etag
                         .as_deref()
-                        .map_or_else(String::new, |e| part_etag(p.number, None, e)),
+                        .map_or_else(String::new, |e| part_etag(p.number, None, None, e)),
                 )
             })
             .collect())
     }
 
     /// Reads and verifies the layout of the multipart object whose first part's header is
-    /// `first`, and opens its sealed metadata. A version 1 layout is refused unless the
-    /// key's route sets `legacy_layouts`.
+    /// `first`, and opens its sealed metadata; unlocks part 1 and checks the layout's tag
+    /// under part 1's layout key (FORMAT.md §10a step 3), so nothing of a layout that no one
+    /// holding part 1's data key wrote is used. Returns part 1 unlocked too. A version 1 or
+    /// 2 layout is refused unless the key's route sets `legacy_layouts`.
     pub(crate) async fn layout(
         &self,
         bucket: &str,
         key: &str,
         first: &Header,
-    ) -> Result<(Layout, Metadata)> {
+    ) -> Result<(Layout, Metadata, Unlocked)> {
         let allow_legacy = self.routes.resolve(bucket, key)?.legacy_layouts;
-        self.find_layout(bucket, key, first, allow_legacy).await
+        let (layout, metadata, record) = self.find_layout(bucket, key, first, allow_legacy).await?;
+        let binding = Binding::new(bucket, key).map_err(Error::Tampered)?;
+        let part1 = self.client.unlock(first, &binding, None).await?;
+        layout
+            .check_tag(&record, part1.layout_key())
+            .map_err(Error::Tampered)?;
+        Ok((layout, metadata, part1))
     }
 
     /// Whether the multipart object whose first part's header is `first` has a version 1
@@ -508,19 +563,20 @@ impl Objects {
         key: &str,
         first: &Header,
     ) -> Result<bool> {
-        let (layout, _) = self.find_layout(bucket, key, first, true).await?;
+        let (layout, _, _) = self.find_layout(bucket, key, first, true).await?;
         Ok(layout.is_legacy())
     }
 
     /// The first of `key`'s layout records that verifies for the object whose part 1 is
-    /// `first`, checked against that header, with the object's sealed metadata.
+    /// `first`, checked against that header, with the object's sealed metadata and the
+    /// metadata record the layout carries (what its tag covers).
     async fn find_layout(
         &self,
         bucket: &str,
         key: &str,
         first: &Header,
         allow_legacy: bool,
-    ) -> Result<(Layout, Metadata)> {
+    ) -> Result<(Layout, Metadata, Vec<u8>)> {
         let upload = first
             .context()
             .get(CTX_UPLOAD)
@@ -534,9 +590,9 @@ impl Objects {
                 .open_layout(bucket, key, &lkey, &upload, mailbox, allow_legacy)
                 .await
             {
-                Ok((layout, metadata)) => {
+                Ok((layout, metadata, record)) => {
                     layout.check_part(0, first).map_err(Error::Tampered)?;
-                    return Ok((layout, metadata));
+                    return Ok((layout, metadata, record));
                 }
                 Err(e) => last = Some(e),
             }
@@ -661,7 +717,7 @@ impl Objects {
         upload: &str,
         mailbox: &str,
         allow_legacy: bool,
-    ) -> Result<(Layout, Metadata)> {
+    ) -> Result<(Layout, Metadata, Vec<u8>)> {
         let upload = upload.to_owned();
         let fetched = self.store.get(bucket, lkey, None).await?;
         let bytes = collect(fetched.body, MAX_LAYOUT).await?;
@@ -685,7 +741,7 @@ impl Objects {
         check_part(&mh, &upload, mailbox, "metadata")?;
         let binding = Binding::new(bucket, key).map_err(Error::Tampered)?;
         let meta = self.client.unlock(&mh, &binding, None).await?;
-        Ok((layout, meta.metadata().clone()))
+        Ok((layout, meta.metadata().clone(), meta_env.to_vec()))
     }
 
     /// HEAD of a multipart object.
@@ -702,7 +758,7 @@ impl Objects {
             last_modified,
             ..
         } = fetched;
-        let (layout, metadata) = self.layout(bucket, key, first).await?;
+        let (layout, metadata, _) = self.layout(bucket, key, first).await?;
         if layout
             .stored_total(first.profile())
             .map_err(Error::Tampered)?
@@ -728,13 +784,12 @@ impl Objects {
         rest: Bytes,
         fetched: Fetched,
     ) -> Result<GetObject> {
-        let (layout, metadata) = self.layout(bucket, key, first).await?;
+        let (layout, metadata, unlocked) = self.layout(bucket, key, first).await?;
         let profile = first.profile();
         if layout.stored_total(profile).map_err(Error::Tampered)? != fetched.total_len {
             return Err(Error::Tampered(custodia_envelope::Error::Truncation));
         }
         let binding = Binding::new(bucket, key).map_err(Error::Tampered)?;
-        let unlocked = self.client.unlock(first, &binding, None).await?;
         let opener = unlocked.opener().map_err(Error::Tampered)?;
         let sizes = (0..layout.parts())
             .map(|i| layout.stored_len(profile, i).map_err(Error::Tampered))
@@ -780,7 +835,7 @@ impl Objects {
             last_modified,
             ..
         } = fetched;
-        let (layout, metadata) = self.layout(bucket, key, first).await?;
+        let (layout, metadata, _) = self.layout(bucket, key, first).await?;
         let profile = first.profile();
         if layout.stored_total(profile).map_err(Error::Tampered)? != total_len {
             return Err(Error::Tampered(custodia_envelope::Error::Truncation));
@@ -1048,14 +1103,27 @@ mod tests {
             "x:y",
             lookalike.as_str(),
         ] {
-            let with = part_etag(7, Some(&id), store);
+            let with = part_etag(7, Some(&id), None, store);
             assert!(with.starts_with("\"p-") && with.ends_with('"'));
             let inner = store.trim_matches('"').to_owned();
-            assert_eq!(store_part_etag(&with), Some((7, Some(id), inner.clone())));
+            assert_eq!(
+                store_part_etag(&with).map(|(n, i, k, e)| (n, i, k.is_none(), e)),
+                Some((7, Some(id), true, inner.clone()))
+            );
             // ListParts' form names no envelope: a completion with it is refused.
-            let without = part_etag(7, None, store);
+            let without = part_etag(7, None, None, store);
             assert!(without.starts_with("\"q-"));
-            assert_eq!(store_part_etag(&without), Some((7, None, inner)));
+            assert_eq!(
+                store_part_etag(&without).map(|(n, i, k, e)| (n, i, k.is_none(), e)),
+                Some((7, None, true, inner.clone()))
+            );
+            // Part 1's carries the layout key, and one without it is no part 1 ETag.
+            let k = DerivedKey::from_bytes([5; 32]);
+            let first = part_etag(1, Some(&id), Some(&k), store);
+            let (n, i, key, e) = store_part_etag(&first).unwrap();
+            assert_eq!((n, i, e), (1, Some(id), inner.clone()));
+            assert_eq!(key.unwrap().expose(), k.expose());
+            assert_eq!(store_part_etag(&part_etag(1, Some(&id), None, store)), None);
         }
         assert_eq!(store_part_etag("\"9b2cf535\""), None);
         assert_eq!(store_part_etag("\"p-zz\""), None);

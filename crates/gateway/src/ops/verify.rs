@@ -173,9 +173,10 @@ pub async fn verify(
     let legacy = summary.count(Kind::LegacyLayout);
     if legacy > 0 {
         summary.notes.push(format!(
-            "{legacy} multipart object(s) have a version 1 layout, which does not bind their \
-             parts: they open only where the route sets legacy_layouts; read each through a gateway \
-             whose route sets it and write it again to re-seal it (docs/GATEWAY.md)"
+            "{legacy} multipart object(s) have a legacy (version 1 or 2) layout, which does not \
+             bind their parts (1) or can be forged with public keys (2): they open only where the \
+             route sets legacy_layouts; read each through a gateway whose route sets it and write \
+             it again to re-seal it (docs/GATEWAY.md)"
         ));
     }
     let plain = summary.count(Kind::Plaintext);
@@ -229,7 +230,8 @@ impl VerifyWork<'_> {
         }
         if is_multipart_part(&header) {
             o.detail = Some("multipart layout (first part's header)".into());
-            // A version 1 layout binds no part: listed, to be re-sealed.
+            // A version 1 layout binds no part, a version 2 one has no tag: listed, to be
+            // re-sealed.
             match self
                 .scope
                 .objects
@@ -240,7 +242,8 @@ impl VerifyWork<'_> {
                 Ok(true) => {
                     o.kind = Kind::LegacyLayout;
                     o.detail = Some(
-                        "multipart object with a version 1 layout (its parts are not bound): \
+                        "multipart object with a legacy layout (version 1: its parts are not \
+                         bound; version 2: no tag, so the store could forge a shorter one): \
                          readable only where the route sets legacy_layouts; re-seal it"
                             .into(),
                     );
