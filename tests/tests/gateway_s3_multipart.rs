@@ -1161,3 +1161,148 @@ fn clean_removes_what_abandoned_uploads_and_overwrites_left_and_nothing_young() 
         (Some(0), Some(0))
     );
 }
+
+#[test]
+fn a_delete_spares_a_completing_uploads_record_and_a_completion_retried_with_fewer_parts_breaks_nothing()
+ {
+    let m = mp_setup();
+    let layout_dir = |key: &str| m.store.root.join("mail").join(".custodia/layout").join(key);
+
+    // A completion retried with another part count (the review's case): completed with 3
+    // parts, then the client completes the same upload again naming 2. The store refuses
+    // (the upload is gone), but the key holds that upload, so the retry's record of 2 parts
+    // stays beside the real one and lists first: the object must still open, from the
+    // record whose length matches.
+    let key = "aoife@example.ie/retried.eml";
+    let id = m.create(key);
+    let parts = [body(PART), vec![b'R'; PART], b"end".to_vec()];
+    let etags: Vec<String> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| m.part(key, &id, u32::try_from(i + 1).unwrap(), p))
+        .collect();
+    ok(
+        &m.complete(key, &id, &[(1, &etags[0]), (2, &etags[1]), (3, &etags[2])]),
+        "complete",
+    );
+    let retry = m.complete(key, &id, &[(1, &etags[0]), (2, &etags[1])]);
+    assert!(
+        !retry.status.success(),
+        "the store completed an upload twice"
+    );
+    let want = parts.concat();
+    assert!(
+        m.download(key) == Some(want.clone()),
+        "the retried completion broke the object"
+    );
+    // On a store that lets the retry get as far as writing its record (s3s-fs refuses it
+    // earlier), the record of 2 parts is genuine: this upload's, under part 1's layout key
+    // (from part 1's ETag). Put there as that gateway would have, it lists first.
+    let text = String::from_utf8(
+        hex::decode(etags[0].trim_matches('"').strip_prefix("p-").unwrap()).unwrap(),
+    )
+    .unwrap();
+    let fields: Vec<&str> = text.splitn(4, ':').collect();
+    let layout_key = custodia_envelope::DerivedKey::from_bytes(
+        hex::decode(fields[2]).unwrap().try_into().unwrap(),
+    );
+    let stored = std::fs::read(m.stored(key)).unwrap();
+    let profile = custodia_envelope::Profile::DEFAULT;
+    let full = usize::try_from(profile.sealed_len(PART as u64).unwrap()).unwrap();
+    let h = profile.header_size();
+    let id_at = |at: usize| {
+        *custodia_envelope::Header::parse(&stored[at..at + h])
+            .unwrap()
+            .object_id()
+    };
+    let two = format!(".custodia/layout/{key}/2");
+    let genuine_two = custodia_tests::world::rt().block_on(async {
+        use custodia_envelope::multipart::Layout;
+        use custodia_envelope::{Binding, Metadata};
+        let client = custodia_tests::s3::sdk_client(&m._w).await;
+        let record = client
+            .seal_in(
+                "aoife@example.ie",
+                &[("upload", &id), ("part", "metadata")],
+                &Binding::new("mail", key).unwrap(),
+                b"",
+                &Metadata::new(),
+            )
+            .unwrap();
+        let layout =
+            Layout::new(&id, PART as u64, PART as u64, vec![id_at(0), id_at(full)]).unwrap();
+        client
+            .seal_in(
+                "aoife@example.ie",
+                &[("upload", &id), ("part", "layout")],
+                &Binding::new("mail", &two).unwrap(),
+                &layout.body(&record, &layout_key).unwrap(),
+                &layout.metadata().unwrap(),
+            )
+            .unwrap()
+    });
+    std::fs::write(m.store.root.join("mail").join(&two), &genuine_two).unwrap();
+    assert!(
+        m.download(key) == Some(want.clone()),
+        "a same-upload record of another part count hid the object's own"
+    );
+    let head = m.json(&["head-object", "--bucket", "mail", "--key", key], "head");
+    assert_eq!(head["ContentLength"], want.len());
+
+    // A DeleteObject while another upload of the key is completing (its layout record
+    // written, its metadata record still there, the store not done yet) spares that record:
+    // the object may land after the delete and needs it. A stand-in for the record the
+    // completion writes first: an envelope naming the upload, under the name it would have.
+    let id2 = m.create(key);
+    let _ = m.part(key, &id2, 1, b"in flight");
+    let pending = format!(".custodia/layout/{key}/1");
+    let record = custodia_tests::world::rt().block_on(async {
+        let client = custodia_tests::s3::sdk_client(&m._w).await;
+        client
+            .seal_in(
+                "aoife@example.ie",
+                &[("upload", &id2), ("part", "layout")],
+                &custodia_envelope::Binding::new("mail", &pending).unwrap(),
+                b"",
+                &custodia_envelope::Metadata::new(),
+            )
+            .unwrap()
+    });
+    std::fs::write(m.store.root.join("mail").join(&pending), &record).unwrap();
+    ok(
+        &m.api(&["delete-object", "--bucket", "mail", "--key", key]),
+        "delete",
+    );
+    let left: Vec<String> = std::fs::read_dir(layout_dir(key))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        left,
+        ["1"],
+        "the delete took the completing upload's record"
+    );
+    // Once that upload is aborted, the next delete removes its record too.
+    ok(
+        &m.api(&[
+            "abort-multipart-upload",
+            "--bucket",
+            "mail",
+            "--key",
+            key,
+            "--upload-id",
+            &id2,
+        ]),
+        "abort",
+    );
+    ok(
+        &m.api(&["delete-object", "--bucket", "mail", "--key", key]),
+        "delete again",
+    );
+    assert!(
+        std::fs::read_dir(layout_dir(key)).map_or(true, |mut d| d.next().is_none()),
+        "a record outlived the delete"
+    );
+}

@@ -544,10 +544,9 @@ impl Objects {
         self.routes.resolve(bucket, key)?;
         self.store.delete(bucket, key).await?;
         if matches!(self.store.as_ref(), Store::S3(_)) {
-            // A multipart object's layout records go with it.
-            for lkey in self.layout_records(bucket, key).await? {
-                self.store.delete(bucket, &lkey).await?;
-            }
+            // A multipart object's layout records go with it (not those of an upload still
+            // completing, whose object may land after this delete).
+            self.drop_layouts_after_delete(bucket, key).await?;
         }
         Ok(())
     }

@@ -479,7 +479,28 @@ impl Objects {
         if let Err(e) = store.delete(bucket, &meta_key).await {
             tracing::warn!(error = %e, "could not remove an upload's metadata record");
         }
+        // Older records go only while the key still holds this upload and theirs is not
+        // completing: a concurrent completion that landed after this one owns the key (and
+        // its record), whatever its part count.
         for old in stale.into_iter().filter(|k| *k != lkey) {
+            let holds_ours = matches!(
+                self.fetch_header(bucket, key).await,
+                Ok((crate::codec::Start::Sealed { header, .. }, _))
+                    if upload_of(&header) == Some(upload)
+            );
+            if !holds_ours {
+                break;
+            }
+            let busy = match self.record_upload(bucket, &old).await {
+                Some(u) => self
+                    .upload_in_progress(bucket, key, &u)
+                    .await
+                    .unwrap_or(true),
+                None => false,
+            };
+            if busy {
+                continue;
+            }
             if let Err(e) = store.delete(bucket, &old).await {
                 tracing::warn!(error = %e, "could not remove an older layout record");
             }
@@ -541,9 +562,12 @@ impl Objects {
         bucket: &str,
         key: &str,
         first: &Header,
+        total_len: u64,
     ) -> Result<(Layout, Metadata, Unlocked)> {
         let allow_legacy = self.routes.resolve(bucket, key)?.legacy_layouts;
-        let (layout, metadata, record) = self.find_layout(bucket, key, first, allow_legacy).await?;
+        let (layout, metadata, record) = self
+            .find_layout(bucket, key, first, allow_legacy, Some(total_len))
+            .await?;
         let binding = Binding::new(bucket, key).map_err(Error::Tampered)?;
         let part1 = self.client.unlock(first, &binding, None).await?;
         layout
@@ -563,19 +587,24 @@ impl Objects {
         key: &str,
         first: &Header,
     ) -> Result<bool> {
-        let (layout, _, _) = self.find_layout(bucket, key, first, true).await?;
+        let (layout, _, _) = self.find_layout(bucket, key, first, true, None).await?;
         Ok(layout.is_legacy())
     }
 
     /// The first of `key`'s layout records that verifies for the object whose part 1 is
     /// `first`, checked against that header, with the object's sealed metadata and the
     /// metadata record the layout carries (what its tag covers).
+    ///
+    /// With `total_len` (the object's stored length), a record whose layout does not give
+    /// that length is skipped too, so leftovers of a completion retried with another part
+    /// count, or of concurrent completions, cannot hide the object's own record.
     async fn find_layout(
         &self,
         bucket: &str,
         key: &str,
         first: &Header,
         allow_legacy: bool,
+        total_len: Option<u64>,
     ) -> Result<(Layout, Metadata, Vec<u8>)> {
         let upload = first
             .context()
@@ -591,7 +620,16 @@ impl Objects {
                 .await
             {
                 Ok((layout, metadata, record)) => {
-                    layout.check_part(0, first).map_err(Error::Tampered)?;
+                    if let Err(e) = layout.check_part(0, first) {
+                        last = Some(Error::Tampered(e));
+                        continue;
+                    }
+                    if let Some(total) = total_len
+                        && layout.stored_total(first.profile()).ok() != Some(total)
+                    {
+                        last = Some(Error::Tampered(custodia_envelope::Error::Truncation));
+                        continue;
+                    }
                     return Ok((layout, metadata, record));
                 }
                 Err(e) => last = Some(e),
@@ -619,6 +657,53 @@ impl Objects {
             if ours {
                 self.s3()?.delete(bucket, &lkey).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// The upload a layout record names (its header's context), `None` if it names none or
+    /// cannot be read.
+    async fn record_upload(&self, bucket: &str, lkey: &str) -> Option<String> {
+        match self.fetch_header(bucket, lkey).await {
+            Ok((crate::codec::Start::Sealed { header, .. }, _)) => {
+                upload_of(&header).map(str::to_owned)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether `upload` of `key` may still be completing: its metadata record exists (a
+    /// completion writes the layout record first and removes the metadata record last).
+    async fn upload_in_progress(&self, bucket: &str, key: &str, upload: &str) -> Result<bool> {
+        match self
+            .s3()?
+            .get(
+                bucket,
+                &side_key(UPLOADS_PREFIX, bucket, key, upload),
+                Some(0..1),
+            )
+            .await
+        {
+            Err(Error::NotFound) => Ok(false),
+            Ok(_) | Err(Error::NotSealed) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes `key`'s layout records after the object itself was deleted, except those of
+    /// an upload still completing (its object may land after the delete and needs its
+    /// record).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub(crate) async fn drop_layouts_after_delete(&self, bucket: &str, key: &str) -> Result<()> {
+        for lkey in self.layout_records(bucket, key).await? {
+            if let Some(upload) = self.record_upload(bucket, &lkey).await
+                && self.upload_in_progress(bucket, key, &upload).await?
+            {
+                continue;
+            }
+            self.s3()?.delete(bucket, &lkey).await?;
         }
         Ok(())
     }
@@ -653,30 +738,13 @@ impl Objects {
             Err(e) => return Err(e),
         };
         for lkey in records {
-            let upload = match self.fetch_header(bucket, &lkey).await {
-                Ok((crate::codec::Start::Sealed { header, .. }, _)) => {
-                    upload_of(&header).map(str::to_owned)
-                }
-                _ => None,
+            let Some(upload) = self.record_upload(bucket, &lkey).await else {
+                continue;
             };
-            let Some(upload) = upload else { continue };
             if current.as_deref() == Some(upload.as_str()) {
                 continue;
             }
-            let in_progress = match self
-                .s3()?
-                .get(
-                    bucket,
-                    &side_key(UPLOADS_PREFIX, bucket, key, &upload),
-                    Some(0..1),
-                )
-                .await
-            {
-                Err(Error::NotFound) => false,
-                Ok(_) | Err(Error::NotSealed) => true,
-                Err(e) => return Err(e),
-            };
-            if in_progress {
+            if self.upload_in_progress(bucket, key, &upload).await? {
                 continue;
             }
             // The key must still hold the PUT now, after the in-progress check: a completion
@@ -758,7 +826,7 @@ impl Objects {
             last_modified,
             ..
         } = fetched;
-        let (layout, metadata, _) = self.layout(bucket, key, first).await?;
+        let (layout, metadata, _) = self.layout(bucket, key, first, total_len).await?;
         if layout
             .stored_total(first.profile())
             .map_err(Error::Tampered)?
@@ -784,7 +852,8 @@ impl Objects {
         rest: Bytes,
         fetched: Fetched,
     ) -> Result<GetObject> {
-        let (layout, metadata, unlocked) = self.layout(bucket, key, first).await?;
+        let (layout, metadata, unlocked) =
+            self.layout(bucket, key, first, fetched.total_len).await?;
         let profile = first.profile();
         if layout.stored_total(profile).map_err(Error::Tampered)? != fetched.total_len {
             return Err(Error::Tampered(custodia_envelope::Error::Truncation));
@@ -835,7 +904,7 @@ impl Objects {
             last_modified,
             ..
         } = fetched;
-        let (layout, metadata, _) = self.layout(bucket, key, first).await?;
+        let (layout, metadata, _) = self.layout(bucket, key, first, total_len).await?;
         let profile = first.profile();
         if layout.stored_total(profile).map_err(Error::Tampered)? != total_len {
             return Err(Error::Tampered(custodia_envelope::Error::Truncation));

@@ -63,9 +63,9 @@ impl Objects {
             }
             params.token = page.next_token;
         }
-        // Which uploads are live, if the store says so in full (one page, not truncated).
+        // Which uploads are live, if the store says so in full (every page, none left over).
         let live: Option<std::collections::HashSet<String>> =
-            match store.list_uploads(bucket, None).await {
+            match store.list_all_uploads(bucket, None).await {
                 Ok(page) if !page.truncated => Some(
                     page.uploads
                         .into_iter()

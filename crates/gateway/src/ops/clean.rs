@@ -44,13 +44,13 @@ pub async fn clean(scope: &Scope, older_than: Duration, dry_run: bool) -> Result
         ..CleanSummary::default()
     };
     match store
-        .list_uploads(&scope.bucket, scope.prefix.as_deref())
+        .list_all_uploads(&scope.bucket, scope.prefix.as_deref())
         .await
     {
         Ok(page) => {
             if page.truncated {
                 summary.notes.push(
-                    "the store listed one page of uploads: run clean again for the rest".into(),
+                    "the store did not list every upload (no marker to go on from, or over 1,000 pages): run clean again for the rest".into(),
                 );
             }
             for u in page.uploads {

@@ -220,7 +220,9 @@ pub(crate) async fn list_uploads(
             "multipart uploads need an S3 upstream".into(),
         ));
     };
-    let page = s3.list_uploads(&i.bucket, i.prefix.as_deref()).await?;
+    let page = s3
+        .list_uploads(&i.bucket, i.prefix.as_deref(), None)
+        .await?;
     let truncated = page.truncated;
     let uploads = page
         .uploads

@@ -37,7 +37,12 @@ pub struct UploadPage {
     /// Whether the store has more than it listed (then the page does not say which uploads
     /// are live).
     pub truncated: bool,
+    /// Where the next page starts (key marker, upload id marker), when truncated.
+    pub next: Option<(String, String)>,
 }
+
+/// Most pages of uploads one full listing reads (1,000 uploads a page).
+const MAX_UPLOAD_PAGES: usize = 1000;
 
 fn xml_err(e: &dyn std::fmt::Debug) -> Error {
     Error::Upstream(format!("malformed multipart response: {e:?}"))
@@ -260,10 +265,19 @@ impl S3Store {
     ///
     /// # Errors
     /// Store errors.
-    pub async fn list_uploads(&self, bucket: &str, prefix: Option<&str>) -> Result<UploadPage> {
+    pub async fn list_uploads(
+        &self,
+        bucket: &str,
+        prefix: Option<&str>,
+        after: Option<&(String, String)>,
+    ) -> Result<UploadPage> {
         let mut pairs = vec![("uploads", String::new())];
         if let Some(p) = prefix {
             pairs.push(("prefix", p.to_owned()));
+        }
+        if let Some((key, upload)) = after {
+            pairs.push(("key-marker", key.clone()));
+            pairs.push(("upload-id-marker", upload.clone()));
         }
         let resp = self
             .call(
@@ -277,11 +291,20 @@ impl S3Store {
         let body = Self::read_body(resp, 16 << 20).await?;
         let mut out = Vec::new();
         let mut truncated = false;
+        let (mut next_key, mut next_upload) = (None::<String>, None::<String>);
         let mut d = s3s::xml::Deserializer::new(&body);
         d.named_element("ListMultipartUploadsResult", |d| {
             d.for_each_element(|d, x| match x {
                 b"IsTruncated" => {
                     truncated = d.content()?;
+                    Ok(())
+                }
+                b"NextKeyMarker" => {
+                    next_key = Some(d.content()?);
+                    Ok(())
+                }
+                b"NextUploadIdMarker" => {
+                    next_upload = Some(d.content()?);
                     Ok(())
                 }
                 b"Upload" => {
@@ -300,10 +323,44 @@ impl S3Store {
             })
         })
         .map_err(|e| xml_err(&e))?;
+        // Where the next page starts: the store's markers, else the last upload listed.
+        let next = truncated
+            .then(|| match (next_key, next_upload) {
+                (Some(k), Some(u)) if !k.is_empty() => Some((k, u)),
+                _ => out.last().map(|l| (l.key.clone(), l.upload_id.clone())),
+            })
+            .flatten();
         Ok(UploadPage {
             uploads: out,
             truncated,
+            next,
         })
+    }
+
+    /// Every upload under `prefix`, page after page (at most 1,000 pages); `truncated` only
+    /// if the store stopped giving a place to go on from, or the bound was reached — then the
+    /// listing does not say which uploads are live.
+    ///
+    /// # Errors
+    /// As [`Self::list_uploads`].
+    pub async fn list_all_uploads(&self, bucket: &str, prefix: Option<&str>) -> Result<UploadPage> {
+        let mut all = UploadPage {
+            uploads: Vec::new(),
+            truncated: false,
+            next: None,
+        };
+        let mut after = None;
+        for _ in 0..MAX_UPLOAD_PAGES {
+            let page = self.list_uploads(bucket, prefix, after.as_ref()).await?;
+            all.uploads.extend(page.uploads);
+            match (page.truncated, page.next) {
+                (false, _) => return Ok(all),
+                (true, Some(next)) if after.as_ref() != Some(&next) => after = Some(next),
+                (true, _) => break,
+            }
+        }
+        all.truncated = true;
+        Ok(all)
     }
 }
 
