@@ -459,6 +459,27 @@ impl Mp {
         r.status.success().then(|| std::fs::read(&out).unwrap())
     }
 
+    /// `get-object --range spec` of `key` into the file `name`: the output and the file.
+    fn range(
+        &self,
+        key: &str,
+        spec: &str,
+        name: &str,
+    ) -> (std::process::Output, std::path::PathBuf) {
+        let out = self.tmp.path().join(name);
+        let r = self.api(&[
+            "get-object",
+            "--bucket",
+            "mail",
+            "--key",
+            key,
+            "--range",
+            spec,
+            out.to_str().unwrap(),
+        ]);
+        (r, out)
+    }
+
     fn stored(&self, key: &str) -> std::path::PathBuf {
         self.store.root.join("mail").join(key)
     }
@@ -695,18 +716,7 @@ fn store_side_part_attacks_fail() {
         );
         // A range inside part 2 is still served when only part 3 was damaged; every change
         // of layout or of part 2 fails it.
-        let out = m.tmp.path().join("r");
-        let r = format!("bytes={}-{}", PART, PART + 10);
-        let range = m.api(&[
-            "get-object",
-            "--bucket",
-            "mail",
-            "--key",
-            key,
-            "--range",
-            &r,
-            out.to_str().unwrap(),
-        ]);
+        let (range, out) = m.range(key, &format!("bytes={}-{}", PART, PART + 10), "r");
         if what == "flip a bit in part 3" {
             ok(&range, "range in an intact part");
             assert_eq!(std::fs::read(&out).unwrap(), parts[1][..=10]);
@@ -800,17 +810,11 @@ fn store_side_part_attacks_fail() {
     );
     let head = m.api(&["head-object", "--bucket", "mail", "--key", key]);
     assert!(!head.status.success(), "HEAD served a forged layout");
-    let out = m.tmp.path().join("forged-range");
-    let range = m.api(&[
-        "get-object",
-        "--bucket",
-        "mail",
-        "--key",
+    let (range, _) = m.range(
         key,
-        "--range",
         &format!("bytes={}-{}", PART, PART + 10),
-        out.to_str().unwrap(),
-    ]);
+        "forged-range",
+    );
     assert!(
         !range.status.success(),
         "a range of part 2 was served under a forged layout"
@@ -884,17 +888,7 @@ fn a_part_resent_and_put_back_is_refused_and_legacy_layouts_need_their_route_fla
         m.download(key).is_none(),
         "a re-sent part put back was served"
     );
-    let out = m.tmp.path().join("r");
-    let range = m.api(&[
-        "get-object",
-        "--bucket",
-        "mail",
-        "--key",
-        key,
-        "--range",
-        &format!("bytes={}-{}", PART + 5, PART + 9),
-        out.to_str().unwrap(),
-    ]);
+    let (range, _) = m.range(key, &format!("bytes={}-{}", PART + 5, PART + 9), "r");
     assert!(
         !range.status.success(),
         "a range of the put-back part was served"

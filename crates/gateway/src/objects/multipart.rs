@@ -1192,7 +1192,13 @@ mod tests {
             let (n, i, key, e) = store_part_etag(&first).unwrap();
             assert_eq!((n, i, e), (1, Some(id), inner.clone()));
             assert_eq!(key.unwrap().expose(), k.expose());
-            assert_eq!(store_part_etag(&part_etag(1, Some(&id), None, store)), None);
+            // Part 1's without a key (written before layout version 3) never parses back to
+            // its store ETag: a key-shaped store ETag parses as a key and a shorter ETag,
+            // which the completion then finds differs from the store's own listing.
+            assert!(
+                store_part_etag(&part_etag(1, Some(&id), None, store))
+                    .is_none_or(|(_, _, _, e)| e != inner)
+            );
         }
         assert_eq!(store_part_etag("\"9b2cf535\""), None);
         assert_eq!(store_part_etag("\"p-zz\""), None);
