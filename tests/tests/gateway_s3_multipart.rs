@@ -743,6 +743,39 @@ fn store_side_part_attacks_fail() {
     // The layout record of another object put in place of this one's.
     std::fs::write(m.stored(key), &original).unwrap();
     assert!(m.download(key).is_some());
+    // Part 2 re-sealed by whoever holds the store, with the public key alone, under part 2's
+    // genuine object id and context (an object id is whatever the sealer draws), the
+    // genuine layout untouched: its own layout key fails part 2's tag.
+    let upload_id = part_header(&original, 0)
+        .context()
+        .get("upload")
+        .unwrap()
+        .to_owned();
+    let resealed = reseal_under(
+        &m,
+        key,
+        &upload_id,
+        2,
+        *part_header(&original, full).object_id(),
+        &vec![b'X'; PART],
+    )
+    .0;
+    std::fs::write(
+        m.stored(key),
+        [&original[..full], &resealed[..], &original[2 * full..]].concat(),
+    )
+    .unwrap();
+    assert!(
+        m.download(key).is_none(),
+        "a part re-sealed under its id was served"
+    );
+    let (range, _) = m.range(key, &format!("bytes={}-{}", PART, PART + 10), "resealed");
+    assert!(
+        !range.status.success(),
+        "a range of a re-sealed part was served"
+    );
+    std::fs::write(m.stored(key), &original).unwrap();
+    assert!(m.download(key).is_some());
     let layouts: Vec<std::path::PathBuf> =
         files_under(&m.store.root.join("mail").join(".custodia"))
             .into_iter()
@@ -769,10 +802,10 @@ fn store_side_part_attacks_fail() {
     std::fs::write(m.stored(key), &original).unwrap();
     std::fs::remove_file(mine).unwrap();
     let cut = original[..2 * full].to_vec();
-    let h = profile.header_size();
-    let part_header = |at: usize| custodia_envelope::Header::parse(&original[at..at + h]).unwrap();
-    let upload_id = part_header(0).context().get("upload").unwrap().to_owned();
-    let ids = vec![*part_header(0).object_id(), *part_header(full).object_id()];
+    let ids = vec![
+        *part_header(&original, 0).object_id(),
+        *part_header(&original, full).object_id(),
+    ];
     let lkey = format!(".custodia/layout/{key}/2");
     let forged = custodia_tests::world::rt().block_on(async {
         use custodia_envelope::multipart::Layout;
@@ -796,7 +829,13 @@ fn store_side_part_attacks_fail() {
                 &[("upload", &upload_id), ("part", "layout")],
                 &Binding::new("mail", &lkey).unwrap(),
                 &layout
-                    .body(&record, &DerivedKey::from_bytes([0x42; 32]))
+                    .body(
+                        &record,
+                        &[
+                            DerivedKey::from_bytes([0x42; 32]),
+                            DerivedKey::from_bytes([0x42; 32]),
+                        ],
+                    )
                     .unwrap(),
                 &layout.metadata().unwrap(),
             )
@@ -819,6 +858,121 @@ fn store_side_part_attacks_fail() {
         !range.status.success(),
         "a range of part 2 was served under a forged layout"
     );
+
+    // Part 1 of its own (so its layout key is known), the genuine part 2, and a layout of its
+    // own over both: part 2's tag needs part 2's key, which only its sealer had.
+    let (own_part1, own_key) = reseal_under(
+        &m,
+        key,
+        &upload_id,
+        1,
+        custodia_envelope::ObjectId([0x11; 32]),
+        &vec![b'Y'; PART],
+    );
+    let spliced = [&own_part1[..], &original[full..2 * full]].concat();
+    let own_layout = custodia_tests::world::rt().block_on(async {
+        use custodia_envelope::multipart::Layout;
+        use custodia_envelope::{Binding, DerivedKey, Metadata};
+        let client = custodia_tests::s3::sdk_client(&m._w).await;
+        let record = client
+            .seal_in(
+                "aoife@example.ie",
+                &[("upload", &upload_id), ("part", "metadata")],
+                &Binding::new("mail", key).unwrap(),
+                b"",
+                &Metadata::new(),
+            )
+            .unwrap();
+        let ids = vec![
+            custodia_envelope::ObjectId([0x11; 32]),
+            *part_header(&original, full).object_id(),
+        ];
+        let layout = Layout::new(&upload_id, PART as u64, PART as u64, ids).unwrap();
+        client
+            .seal_in(
+                "aoife@example.ie",
+                &[("upload", &upload_id), ("part", "layout")],
+                &Binding::new("mail", &lkey).unwrap(),
+                &layout
+                    .body(&record, &[own_key, DerivedKey::from_bytes([0x42; 32])])
+                    .unwrap(),
+                &layout.metadata().unwrap(),
+            )
+            .unwrap()
+    });
+    std::fs::write(m.store.root.join("mail").join(&lkey), &own_layout).unwrap();
+    std::fs::write(m.stored(key), &spliced).unwrap();
+    assert!(
+        m.download(key).is_none(),
+        "a genuine part was served under a layout of someone else's"
+    );
+    let (range, _) = m.range(key, &format!("bytes={}-{}", PART, PART + 10), "spliced");
+    assert!(
+        !range.status.success(),
+        "a genuine part was served in a range under a layout of someone else's"
+    );
+}
+
+/// The header of the part at `at` of a stored multipart object.
+fn part_header(stored: &[u8], at: usize) -> custodia_envelope::Header {
+    let h = custodia_envelope::Profile::DEFAULT.header_size();
+    custodia_envelope::Header::parse(&stored[at..at + h]).unwrap()
+}
+
+/// Randomness that hands out a chosen object id (the second draw) and system randomness
+/// otherwise: what anyone sealing with a region's public keys can do.
+struct ChosenId {
+    id: [u8; 32],
+    draws: usize,
+}
+
+impl custodia_envelope::Randomness for ChosenId {
+    fn fill(&mut self, dest: &mut [u8]) -> custodia_envelope::Result<()> {
+        self.draws += 1;
+        if self.draws == 2 && dest.len() == 32 {
+            dest.copy_from_slice(&self.id);
+            return Ok(());
+        }
+        custodia_envelope::SystemRandomness::new().fill(dest)
+    }
+}
+
+/// Part `n` of upload `upload` of `key` sealed by whoever holds the store, with the custodian's
+/// public key alone, under object id `id`: the sealed part and its layout key.
+fn reseal_under(
+    m: &Mp,
+    key: &str,
+    upload: &str,
+    n: u32,
+    id: custodia_envelope::ObjectId,
+    body: &[u8],
+) -> (Vec<u8>, custodia_envelope::DerivedKey) {
+    use custodia_envelope::{Binding, Context, Metadata, Region, SealOptions, Sealer};
+    let context = Context::new("aoife@example.ie", &Region::new("ie").unwrap())
+        .unwrap()
+        .with("upload", upload)
+        .unwrap()
+        .with("part", &n.to_string())
+        .unwrap()
+        .with("layout", "3")
+        .unwrap();
+    let recipient = m._w.recipient();
+    let (mut out, mut sealer) = Sealer::begin(
+        &SealOptions {
+            profile: custodia_envelope::Profile::DEFAULT,
+            context: &context,
+            binding: &Binding::new("mail", key).unwrap(),
+            recipients: std::slice::from_ref(&recipient),
+            metadata: &Metadata::new(),
+        },
+        &mut ChosenId { id: id.0, draws: 0 },
+    )
+    .unwrap();
+    let layout_key = sealer.layout_key().clone();
+    sealer.update(body, &mut out).unwrap();
+    sealer.finish(&mut out).unwrap();
+    assert_eq!(*part_header(&out, 0).object_id(), id);
+    (out, layout_key)
 }
 
 #[test]
@@ -1192,14 +1346,16 @@ fn a_delete_spares_a_completing_uploads_record_and_a_completion_retried_with_few
     // On a store that lets the retry get as far as writing its record (s3s-fs refuses it
     // earlier), the record of 2 parts is genuine: this upload's, under part 1's layout key
     // (from part 1's ETag). Put there as that gateway would have, it lists first.
-    let text = String::from_utf8(
-        hex::decode(etags[0].trim_matches('"').strip_prefix("p-").unwrap()).unwrap(),
-    )
-    .unwrap();
-    let fields: Vec<&str> = text.splitn(4, ':').collect();
-    let layout_key = custodia_envelope::DerivedKey::from_bytes(
-        hex::decode(fields[2]).unwrap().try_into().unwrap(),
-    );
+    let layout_key = |etag: &str| {
+        let text = String::from_utf8(
+            hex::decode(etag.trim_matches('"').strip_prefix("p-").unwrap()).unwrap(),
+        )
+        .unwrap();
+        let fields: Vec<&str> = text.splitn(4, ':').collect();
+        custodia_envelope::DerivedKey::from_bytes(
+            hex::decode(fields[2]).unwrap().try_into().unwrap(),
+        )
+    };
     let stored = std::fs::read(m.stored(key)).unwrap();
     let profile = custodia_envelope::Profile::DEFAULT;
     let full = usize::try_from(profile.sealed_len(PART as u64).unwrap()).unwrap();
@@ -1230,7 +1386,9 @@ fn a_delete_spares_a_completing_uploads_record_and_a_completion_retried_with_few
                 "aoife@example.ie",
                 &[("upload", &id), ("part", "layout")],
                 &Binding::new("mail", &two).unwrap(),
-                &layout.body(&record, &layout_key).unwrap(),
+                &layout
+                    .body(&record, &[layout_key(&etags[0]), layout_key(&etags[1])])
+                    .unwrap(),
                 &layout.metadata().unwrap(),
             )
             .unwrap()

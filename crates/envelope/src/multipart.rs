@@ -4,11 +4,13 @@
 //! ties them into one object. Binding every part's object id means that a part re-sent with
 //! other bytes — two valid envelopes for one upload, part number and name — cannot be put
 //! back in place of the one the upload completed with. From version 3 the layout also carries
-//! a tag under part 1's layout key ([`crate::ObjectKeys::layout_key`]): sealing needs only
-//! public keys, so without it whoever holds the store could seal a layout of fewer parts that
-//! names the genuine ones and cut the object short; with it, only whoever sealed (or can open)
-//! part 1 can write a layout readers accept. Pure: the gateway stores and fetches the records;
-//! this module encodes, parses (with limits, before allocating) and checks them.
+//! one tag per part, under that part's layout key ([`crate::ObjectKeys::layout_key`]), over
+//! the whole layout. Sealing needs only public keys and object ids are the sealer's choice, so
+//! without the tags whoever holds the store could seal a part of its own under a genuine
+//! part's id, or a layout of fewer parts naming the genuine ones; with them, every part a
+//! reader opens proves that whoever sealed it wrote this very layout. Pure: the gateway stores
+//! and fetches the records; this module encodes, parses (with limits, before allocating) and
+//! checks them.
 
 use ring::hmac;
 
@@ -25,12 +27,13 @@ pub const CTX_PART: &str = "part";
 /// value: such a part is refused under a layout of another version, so a store that hands out
 /// an old upload id again cannot have new parts read under an old, weaker layout record.
 pub const CTX_LAYOUT: &str = "layout";
-/// The layout version written: 3 binds every part's object id under a tag of part 1's layout
-/// key. (2 binds the ids without a tag; 1 binds nothing. Both are legacy.)
+/// The layout version written: 3 binds every part's object id and carries a tag per part
+/// under that part's layout key. (2 binds the ids without tags; 1 binds nothing. Both are
+/// legacy.)
 pub const LAYOUT_VERSION: u64 = 3;
 /// Prefix of the layout tag's input.
 const LABEL_LAYOUT_TAG: &[u8] = b"custodia layout v3";
-/// Bytes of the tag at the end of a version 3 layout body.
+/// Bytes of one part's tag in a version 3 layout body.
 const TAG_LEN: usize = 32;
 /// Most parts of one object (S3's limit).
 pub const MAX_PARTS: u64 = 10_000;
@@ -50,8 +53,8 @@ pub struct Layout {
     version: u64,
     /// `None` for a version 1 (legacy) layout, which binds no part.
     part_ids: Option<Vec<ObjectId>>,
-    /// The tag of a parsed version 3 layout.
-    tag: Option<[u8; TAG_LEN]>,
+    /// The tags of a parsed version 3 layout, one per part.
+    tags: Option<Vec<[u8; TAG_LEN]>>,
 }
 
 fn bad(reason: &'static str) -> Error {
@@ -100,7 +103,7 @@ impl Layout {
             last_size,
             version: LAYOUT_VERSION,
             part_ids: Some(part_ids),
-            tag: None,
+            tags: None,
         })
     }
 
@@ -120,32 +123,36 @@ impl Layout {
     }
 
     /// The layout record's body (the plaintext it seals): version 3 is
-    /// `u32be(len(metadata_record)) || metadata_record || id(part 1) || … || id(part N) || tag`,
-    /// the tag under `layout_key`, part 1's ([`Layout::tag_input`]).
+    /// `u32be(len(metadata_record)) || metadata_record || id(part 1) || … || id(part N) ||
+    /// tag(part 1) || … || tag(part N)`, `tag(part k)` under part `k`'s layout key (in
+    /// `layout_keys`, in part order) over [`Layout::tag_input`].
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a layout parsed from a record (only new ones are
-    /// written) or a metadata record over 4 GiB.
-    pub fn body(&self, metadata_record: &[u8], layout_key: &DerivedKey) -> Result<Vec<u8>> {
+    /// written), a key count other than the part count, or a metadata record over 4 GiB.
+    pub fn body(&self, metadata_record: &[u8], layout_keys: &[DerivedKey]) -> Result<Vec<u8>> {
         let ids = self
             .part_ids
             .as_ref()
             .filter(|_| self.version == LAYOUT_VERSION)
             .ok_or(Error::InvalidArgument("legacy layouts are not written"))?;
+        if layout_keys.len() != ids.len() {
+            return Err(Error::InvalidArgument("one layout key per part"));
+        }
         let len = u32::try_from(metadata_record.len())
             .map_err(|_| Error::InvalidArgument("metadata record too large"))?;
         let mut out =
-            Vec::with_capacity(LEN_PREFIX + metadata_record.len() + ids.len() * ID_LEN + TAG_LEN);
+            Vec::with_capacity(LEN_PREFIX + metadata_record.len() + ids.len() * (ID_LEN + TAG_LEN));
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(metadata_record);
         for id in ids {
             out.extend_from_slice(&id.0);
         }
-        let tag = hmac::sign(
-            &hmac::Key::new(hmac::HMAC_SHA256, layout_key.expose()),
-            &self.tag_input(metadata_record),
-        );
-        out.extend_from_slice(tag.as_ref());
+        let input = self.tag_input(metadata_record);
+        for key in layout_keys {
+            let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key.expose()), &input);
+            out.extend_from_slice(tag.as_ref());
+        }
         Ok(out)
     }
 
@@ -182,20 +189,32 @@ impl Layout {
         m
     }
 
-    /// Checks a parsed version 3 layout's tag under part 1's `layout_key`, in constant time;
-    /// `metadata_record` is the record [`Layout::parse`] returned with it. Legacy layouts carry
-    /// no tag and pass (readers refuse them unless told otherwise: [`Layout::is_legacy`]).
+    /// Checks a parsed version 3 layout's tag of part `index` (0-based) under that part's
+    /// `layout_key` (from the part, unlocked), in constant time; `metadata_record` is the
+    /// record [`Layout::parse`] returned with it. A reader checks each part's tag before it
+    /// releases any of that part's plaintext, and part 1's before it uses anything of the
+    /// layout. Legacy layouts carry no tags and pass (readers refuse them unless told
+    /// otherwise: [`Layout::is_legacy`]).
     ///
     /// # Errors
     /// [`Error::LayoutAuthentication`].
-    pub fn check_tag(&self, metadata_record: &[u8], layout_key: &DerivedKey) -> Result<()> {
-        let Some(tag) = &self.tag else {
+    pub fn check_tag(
+        &self,
+        index: u64,
+        metadata_record: &[u8],
+        layout_key: &DerivedKey,
+    ) -> Result<()> {
+        let Some(tags) = &self.tags else {
             return if self.version == LAYOUT_VERSION {
                 Err(Error::LayoutAuthentication)
             } else {
                 Ok(())
             };
         };
+        let tag = usize::try_from(index)
+            .ok()
+            .and_then(|i| tags.get(i))
+            .ok_or(Error::LayoutAuthentication)?;
         hmac::verify(
             &hmac::Key::new(hmac::HMAC_SHA256, layout_key.expose()),
             &self.tag_input(metadata_record),
@@ -237,7 +256,7 @@ impl Layout {
                 _ => return Err(bad("unknown layout version")),
             },
         };
-        let (part_ids, record, tag) = match version {
+        let (part_ids, record, tags) = match version {
             1 => (None, body, None),
             _ => {
                 let (len, rest) = body
@@ -246,21 +265,35 @@ impl Layout {
                 let len = usize::try_from(u32::from_be_bytes(*len))
                     .map_err(|_| bad("metadata record length"))?;
                 let record = rest.get(..len).ok_or(bad("body shorter than its record"))?;
-                let mut ids = &rest[len..];
-                let tag = if version == 3 {
-                    let (front, tag) = ids
-                        .split_last_chunk::<TAG_LEN>()
-                        .ok_or(bad("body does not hold one object id per part and a tag"))?;
-                    ids = front;
-                    Some(*tag)
-                } else {
-                    None
-                };
-                // parts <= 10000: the product cannot overflow.
+                let rest = &rest[len..];
+                // parts <= 10000: the products cannot overflow.
                 #[allow(clippy::cast_possible_truncation, reason = "parts <= 10000")]
-                if ids.len() != parts as usize * ID_LEN {
-                    return Err(bad("body does not hold one object id per part"));
+                let (ids_len, tags_len) = (
+                    parts as usize * ID_LEN,
+                    if version == 3 {
+                        parts as usize * TAG_LEN
+                    } else {
+                        0
+                    },
+                );
+                if rest.len() != ids_len + tags_len {
+                    return Err(bad(if version == 3 {
+                        "body does not hold one object id and one tag per part"
+                    } else {
+                        "body does not hold one object id per part"
+                    }));
                 }
+                let (ids, tag_bytes) = rest.split_at(ids_len);
+                let tags = (version == 3).then(|| {
+                    tag_bytes
+                        .chunks_exact(TAG_LEN)
+                        .map(|c| {
+                            let mut t = [0u8; TAG_LEN];
+                            t.copy_from_slice(c);
+                            t
+                        })
+                        .collect()
+                });
                 let ids = ids
                     .chunks_exact(ID_LEN)
                     .map(|c| {
@@ -269,7 +302,7 @@ impl Layout {
                         ObjectId(id)
                     })
                     .collect();
-                (Some(ids), record, tag)
+                (Some(ids), record, tags)
             }
         };
         Ok((
@@ -280,7 +313,7 @@ impl Layout {
                 last_size,
                 version,
                 part_ids,
-                tag,
+                tags,
             },
             record,
         ))
@@ -433,35 +466,52 @@ mod tests {
         DerivedKey::from_bytes([b; 32])
     }
 
+    fn keys(n: u8) -> Vec<DerivedKey> {
+        (1..=n).map(key).collect()
+    }
+
     #[test]
-    fn version_3_round_trips_and_its_tag_needs_part_1s_key() {
+    fn version_3_round_trips_and_each_part_s_tag_needs_that_part_s_key() {
         let l = Layout::new("up-1", 5 << 20, 7, ids(3)).unwrap();
         let m = l.metadata().unwrap();
         assert_eq!(m.get("layout-version"), Some("3"));
-        let body = l.body(b"record", &key(1)).unwrap();
+        let body = l.body(b"record", &keys(3)).unwrap();
         assert_eq!(&body[..4], &6u32.to_be_bytes());
-        assert_eq!(body.len(), 4 + 6 + 3 * 32 + 32);
+        assert_eq!(body.len(), 4 + 6 + 3 * 32 + 3 * 32);
         let (back, record) = Layout::parse(&m, &body).unwrap();
         assert_eq!(record, b"record");
         assert!(!back.is_legacy());
         assert_eq!(back.version(), 3);
         assert_eq!(back.plaintext_len(), 2 * (5 << 20) + 7);
-        back.check_tag(record, &key(1)).unwrap();
-        // A layout written without part 1's key (forged with public keys alone) does not
-        // authenticate, nor does one whose fields were changed after it was written.
+        for (i, k) in keys(3).iter().enumerate() {
+            back.check_tag(i as u64, record, k).unwrap();
+        }
+        // A part sealed by someone else (its own data key, so its own layout key) under a
+        // genuine part's id fails its tag; so does a part checked against another's tag.
         assert_eq!(
-            back.check_tag(record, &key(2)),
+            back.check_tag(1, record, &key(9)),
             Err(Error::LayoutAuthentication)
         );
         assert_eq!(
-            back.check_tag(b"other!", &key(1)),
+            back.check_tag(1, record, &key(1)),
             Err(Error::LayoutAuthentication)
         );
+        assert_eq!(
+            back.check_tag(3, record, &key(1)),
+            Err(Error::LayoutAuthentication)
+        );
+        assert_eq!(
+            back.check_tag(0, b"other!", &key(1)),
+            Err(Error::LayoutAuthentication)
+        );
+        // A shorter layout written with part 1's key alone (whoever re-sealed part 1 knows
+        // that one) still fails at part 2, whose key it did not have.
         let shorter = Layout::new("up-1", 5 << 20, 5 << 20, ids(2)).unwrap();
-        let forged = shorter.body(b"record", &key(9)).unwrap();
+        let forged = shorter.body(b"record", &[key(1), key(9)]).unwrap();
         let (f, r) = Layout::parse(&shorter.metadata().unwrap(), &forged).unwrap();
-        assert_eq!(f.check_tag(r, &key(1)), Err(Error::LayoutAuthentication));
-        // The tag covers the sizes: the same ids with another last size fail.
+        f.check_tag(0, r, &key(1)).unwrap();
+        assert_eq!(f.check_tag(1, r, &key(2)), Err(Error::LayoutAuthentication));
+        // The tags cover the sizes: the same ids with another last size fail.
         let mut m2 = Metadata::new();
         for (k, v) in m.iter() {
             m2.insert(k, if k == "last-size" { "8" } else { v })
@@ -469,9 +519,10 @@ mod tests {
         }
         let (other, r) = Layout::parse(&m2, &body).unwrap();
         assert_eq!(
-            other.check_tag(r, &key(1)),
+            other.check_tag(0, r, &key(1)),
             Err(Error::LayoutAuthentication)
         );
+        assert!(l.body(b"record", &keys(2)).is_err(), "one key per part");
     }
 
     #[test]
@@ -491,7 +542,7 @@ mod tests {
         assert!(back.is_legacy());
         assert_eq!(back.version(), 2);
         assert_eq!(record, b"record");
-        back.check_tag(record, &key(3)).unwrap();
+        back.check_tag(1, record, &key(3)).unwrap();
     }
 
     #[test]
@@ -509,7 +560,7 @@ mod tests {
         assert!(l.is_legacy());
         assert_eq!(record, b"the record");
         assert!(
-            l.body(b"x", &key(1)).is_err(),
+            l.body(b"x", &keys(2)).is_err(),
             "legacy layouts are never written"
         );
     }
@@ -518,7 +569,7 @@ mod tests {
     fn bad_layouts_are_refused() {
         let l = Layout::new("u", 8, 1, ids(2)).unwrap();
         let good = l.metadata().unwrap();
-        let body = l.body(b"rec", &key(1)).unwrap();
+        let body = l.body(b"rec", &keys(2)).unwrap();
         let edit = |k: &str, v: &str| {
             let mut m = Metadata::new();
             for (key, val) in good.iter() {

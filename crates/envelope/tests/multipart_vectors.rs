@@ -77,6 +77,55 @@ fn seal_record(seed: &str, part: &str, name: &str, body: &[u8], metadata: &Metad
     .unwrap()
 }
 
+/// Randomness that hands out `id` as the object id (the second draw) and a fresh stream
+/// otherwise: what anyone sealing with public keys can do.
+struct ChosenId {
+    inner: DeterministicRandomness,
+    id: [u8; 32],
+    draws: usize,
+}
+
+impl Randomness for ChosenId {
+    fn fill(&mut self, dest: &mut [u8]) -> Result<()> {
+        self.draws += 1;
+        if self.draws == 2 && dest.len() == 32 {
+            dest.copy_from_slice(&self.id);
+            return Ok(());
+        }
+        self.inner.fill(dest)
+    }
+}
+
+/// Part 2's position re-sealed with other bytes under the genuine part's object id.
+fn resealed_under(id: &ObjectId, body: &[u8]) -> Vec<u8> {
+    let context = Context::new(MAILBOX, &Region::new("ie").unwrap())
+        .unwrap()
+        .with("upload", UPLOAD)
+        .unwrap()
+        .with("part", "2")
+        .unwrap()
+        .with("layout", "3")
+        .unwrap();
+    let sealed = seal(
+        &SealOptions {
+            profile: profile(),
+            context: &context,
+            binding: &Binding::new(BUCKET, KEY).unwrap(),
+            recipients: &[recipient(&secret())],
+            metadata: &Metadata::new(),
+        },
+        body,
+        &mut ChosenId {
+            inner: DeterministicRandomness::new(b"custodia multipart vector attacker"),
+            id: id.0,
+            draws: 0,
+        },
+    )
+    .unwrap();
+    assert_eq!(id_of(&sealed), *id);
+    sealed
+}
+
 fn part1() -> Vec<u8> {
     (0..4096).map(|i| u8::try_from(i % 251).unwrap()).collect()
 }
@@ -104,7 +153,7 @@ fn layout_key_of(part1: &[u8]) -> DerivedKey {
 fn layout_record(
     metadata_record: &[u8],
     ids: Vec<ObjectId>,
-    key: &DerivedKey,
+    keys: &[DerivedKey],
     seed: &str,
     edit: impl FnOnce(&mut Metadata, &mut Vec<u8>),
 ) -> Vec<u8> {
@@ -115,7 +164,7 @@ fn layout_record(
     };
     let layout = Layout::new(UPLOAD, 4096, last, ids.clone()).unwrap();
     let mut m = layout.metadata().unwrap();
-    let mut body = layout.body(metadata_record, key).unwrap();
+    let mut body = layout.body(metadata_record, keys).unwrap();
     edit(&mut m, &mut body);
     seal_record(seed, "layout", &layout_name(ids.len() as u64), &body, &m)
 }
@@ -146,7 +195,7 @@ fn generate() -> (Value, Vec<(&'static str, &'static str, Value)>) {
     // Part 2 as first sent, with other bytes, before the client sent it again.
     let p2_first = seal_record("part 2 first send", "2", KEY, b"Hi!!\r\n", &Metadata::new());
     let ids = vec![id_of(&p1), id_of(&p2)];
-    let lk = layout_key_of(&p1);
+    let lk = [layout_key_of(&p1), layout_key_of(&p2)];
     let layout = layout_record(&metadata_record, ids.clone(), &lk, "layout", |_, _| {});
     let object = [p1.clone(), p2.clone()].concat();
     let mut plaintext = part1();
@@ -161,7 +210,7 @@ fn generate() -> (Value, Vec<(&'static str, &'static str, Value)>) {
         "layout_name": layout_name(2),
         "part_object_ids": ids.iter().map(|i| hex::encode(i.0)).collect::<Vec<_>>(),
         "layout_metadata": l.metadata().unwrap().iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
-        "layout_key": hex::encode(lk.expose()),
+        "layout_keys": lk.iter().map(|k| hex::encode(k.expose())).collect::<Vec<_>>(),
         "layout_body": hex::encode(l.body(&metadata_record, &lk).unwrap()),
         "metadata_record": hex::encode(&metadata_record),
         "layout_record": hex::encode(&layout),
@@ -216,11 +265,13 @@ fn generate() -> (Value, Vec<(&'static str, &'static str, Value)>) {
         ),
         (
             "layout-one-id-short",
-            "a layout body holding one object id fewer than its parts",
+            "a layout body holding one object id fewer than its parts (part 2's dropped)",
             with(
                 object.clone(),
                 layout_record(&metadata_record, ids.clone(), &lk, "short", |_, body| {
-                    body.truncate(body.len() - 32);
+                    // Part 2's id, the 32 bytes before the two tags.
+                    let at = body.len() - 64 - 32;
+                    body.drain(at..at + 32);
                 }),
                 layout_name(2),
                 "NonCanonical",
@@ -270,7 +321,7 @@ fn generate() -> (Value, Vec<(&'static str, &'static str, Value)>) {
                 object.clone(),
                 layout_record(&metadata_record, ids.clone(), &lk, "v2", |meta, body| {
                     *meta = metadata_with(&m, "layout-version", "2");
-                    body.truncate(body.len() - 32);
+                    body.truncate(body.len() - 64);
                 }),
                 layout_name(2),
                 "LegacyLayout",
@@ -278,12 +329,23 @@ fn generate() -> (Value, Vec<(&'static str, &'static str, Value)>) {
         ),
         (
             "layout-tag-changed",
-            "one bit of the layout's tag",
+            "one bit of part 2's tag in the layout",
             with(
                 object.clone(),
                 layout_record(&metadata_record, ids.clone(), &lk, "tag", |_, body| {
                     *body.last_mut().unwrap() ^= 1;
                 }),
+                layout_name(2),
+                "LayoutAuthentication",
+            ),
+        ),
+        (
+            "part-resealed-same-id",
+            "part 2 replaced by an envelope of other bytes sealed with the public key alone under \
+             part 2's genuine object id and context (the layout untouched)",
+            with(
+                [p1.clone(), resealed_under(&id_of(&p2), b"Evil\r\n")].concat(),
+                layout.clone(),
                 layout_name(2),
                 "LayoutAuthentication",
             ),
@@ -297,7 +359,7 @@ fn generate() -> (Value, Vec<(&'static str, &'static str, Value)>) {
                 layout_record(
                     &metadata_record,
                     vec![id_of(&p1)],
-                    &DerivedKey::from_bytes([0x42; 32]),
+                    &[DerivedKey::from_bytes([0x42; 32])],
                     "forged",
                     |_, _| {},
                 ),
@@ -345,7 +407,7 @@ fn read(v: &Value, key: &RecipientSecretKey) -> Result<(Vec<u8>, Metadata), Stri
         .unlock(&first.unwrap_with(&secrets).map_err(err)?, &binding)
         .map_err(err)?;
     layout
-        .check_tag(metadata_record, part1.layout_key())
+        .check_tag(0, metadata_record, part1.layout_key())
         .map_err(err)?;
     let profile = first.profile();
     if layout.stored_total(profile).map_err(err)? != object.len() as u64 {
@@ -361,7 +423,14 @@ fn read(v: &Value, key: &RecipientSecretKey) -> Result<(Vec<u8>, Metadata), Stri
         let part = &object[offset..offset + len];
         let header = Header::parse(part).map_err(err)?;
         layout.check_part(k, &header).map_err(err)?;
-        plaintext.extend(open_with_keys(part, &secrets, &binding).map_err(err)?.0);
+        // The part's own tag, under its layout key, before any of its plaintext is used.
+        let unlocked = header
+            .unlock(&header.unwrap_with(&secrets).map_err(err)?, &binding)
+            .map_err(err)?;
+        layout
+            .check_tag(k, metadata_record, unlocked.layout_key())
+            .map_err(err)?;
+        plaintext.extend(unlocked.open(part).map_err(err)?);
         offset += len;
     }
     Ok((plaintext, metadata))

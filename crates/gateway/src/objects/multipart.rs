@@ -14,11 +14,11 @@
 //!
 //! The part's object id reaches the completion through the ETag the client got for the part
 //! (the gateway keeps no state between requests, and the store does not let a part be read
-//! before completion): `p-` and the hex of `{number}:{object id hex}:{store ETag}`. Part 1's
-//! also carries its envelope's layout key (`{1}:{id}:{layout key hex}:{store ETag}`): the
-//! layout record is authenticated with it (layout version 3), so that only whoever sealed
-//! part 1 can write a layout readers accept — sealing needs only public keys, and a store
-//! holder could otherwise seal a shorter layout naming the genuine parts.
+//! before completion): `p-` and the hex of `{number}:{object id hex}:{layout key hex}:{store
+//! ETag}`. The layout record carries a tag per part under that part's layout key (layout
+//! version 3), checked when the part is opened: sealing needs only public keys and object ids
+//! are the sealer's choice, so without the tags a store holder could seal a part of its own
+//! under a genuine part's id, or a shorter layout naming the genuine parts.
 
 use std::sync::Arc;
 
@@ -53,17 +53,17 @@ const MAX_LAYOUT: usize = 1 << 20;
 /// ListParts cannot know the object id (the store does not let a part be read): its ETags
 /// are `q-` and the hex of `{number}:{store ETag}`, a form no completion accepts — so no
 /// store-chosen ETag can pass for an object id.
-/// Part 1's ETag also carries its layout key (`layout_key`, given for part 1 only).
+/// An UploadPart ETag also carries the part's layout key (`sealed`: its object id and layout
+/// key); a ListParts ETag has neither.
 #[must_use]
 pub(crate) fn part_etag(
     number: u32,
-    id: Option<&ObjectId>,
-    layout_key: Option<&DerivedKey>,
+    sealed: Option<(&ObjectId, &DerivedKey)>,
     store_etag: &str,
 ) -> String {
     let inner = store_etag.trim().trim_matches('"');
-    match (id, layout_key) {
-        (Some(id), Some(k)) => format!(
+    match sealed {
+        Some((id, k)) => format!(
             "\"p-{}\"",
             hex::encode(format!(
                 "{number}:{}:{}:{inner}",
@@ -71,17 +71,13 @@ pub(crate) fn part_etag(
                 hex::encode(k.expose())
             ))
         ),
-        (Some(id), None) => format!(
-            "\"p-{}\"",
-            hex::encode(format!("{number}:{}:{inner}", hex::encode(id.0)))
-        ),
-        (None, _) => format!("\"q-{}\"", hex::encode(format!("{number}:{inner}"))),
+        None => format!("\"q-{}\"", hex::encode(format!("{number}:{inner}"))),
     }
 }
 
-/// A client's part ETag decoded: part number, object id (`None` for a ListParts ETag), part
-/// 1's layout key (`None` for other parts), store ETag.
-type PartEtag = (u32, Option<ObjectId>, Option<DerivedKey>, String);
+/// A client's part ETag decoded: part number, object id and layout key (`None` for a
+/// ListParts ETag), store ETag.
+type PartEtag = (u32, Option<(ObjectId, DerivedKey)>, String);
 
 /// The part number, object id and store ETag inside a [`part_etag`]; `None` if it is not one.
 fn store_part_etag(client_etag: &str) -> Option<PartEtag> {
@@ -95,21 +91,18 @@ fn store_part_etag(client_etag: &str) -> Option<PartEtag> {
     let (n, rest) = text.split_once(':')?;
     let n = n.parse().ok()?;
     if listed {
-        return Some((n, None, None, rest.to_owned()));
+        return Some((n, None, rest.to_owned()));
     }
-    // `p-`: exactly 64 hex characters of object id, then `:`; for part 1, exactly 64 hex
-    // characters of layout key and `:`; then the store's ETag.
+    // `p-`: exactly 64 hex characters of object id, `:`, exactly 64 hex characters of
+    // layout key, `:`, then the store's ETag.
     let hex32 = |h: &str| <[u8; 32]>::try_from(hex::decode(h).ok()?).ok();
-    let (id, mut rest) = (rest.get(..64)?, rest.get(64..)?.strip_prefix(':')?);
-    let id = hex32(id)?;
-    let key = if n == 1 {
-        let k = hex32(rest.get(..64)?)?;
-        rest = rest.get(64..)?.strip_prefix(':')?;
-        Some(DerivedKey::from_bytes(k))
-    } else {
-        None
-    };
-    Some((n, Some(ObjectId(id)), key, rest.to_owned()))
+    let (id, rest) = (rest.get(..64)?, rest.get(64..)?.strip_prefix(':')?);
+    let (key, etag) = (rest.get(..64)?, rest.get(64..)?.strip_prefix(':')?);
+    Some((
+        n,
+        Some((ObjectId(hex32(id)?), DerivedKey::from_bytes(hex32(key)?))),
+        etag.to_owned(),
+    ))
 }
 
 fn tampered(what: &'static str) -> Error {
@@ -278,8 +271,8 @@ impl Objects {
             &Metadata::new(),
         )?;
         let id = *Header::parse(&header).map_err(Error::Tampered)?.object_id();
-        // Part 1's layout key goes back to the client in its ETag, for the completion.
-        let layout_key = (number == 1).then(|| sealer.layout_key().clone());
+        // The part's layout key goes back to the client in its ETag, for the completion.
+        let layout_key = sealer.layout_key().clone();
         let stored_len = self
             .client
             .profile()
@@ -301,7 +294,7 @@ impl Objects {
         {
             Ok(etag) => Ok(etag
                 .as_deref()
-                .map(|e| part_etag(number, Some(&id), layout_key.as_ref(), e))),
+                .map(|e| part_etag(number, Some((&id, &layout_key)), e))),
             Err(e) => Err(failure.take().unwrap_or(e)),
         }
     }
@@ -338,32 +331,29 @@ impl Objects {
         let mut sizes = Vec::with_capacity(client_parts.len());
         let mut etags = Vec::with_capacity(client_parts.len());
         let mut ids = Vec::with_capacity(client_parts.len());
-        let mut layout_key = None;
+        let mut layout_keys = Vec::with_capacity(client_parts.len());
         for (n, etag) in client_parts {
             let p = stored.iter().find(|p| p.number == *n).ok_or_else(|| {
                 Error::BadRequest(format!("InvalidPart: part {n} was not uploaded"))
             })?;
             let bad_etag =
                 || Error::BadRequest(format!("InvalidPart: part {n}'s ETag does not match"));
-            let (from_client, id) = match etag.as_deref().map(store_part_etag) {
+            let (from_client, sealed) = match etag.as_deref().map(store_part_etag) {
                 None => (None, None),
-                Some(Some((number, id, key, e))) if number == *n => {
-                    if key.is_some() {
-                        layout_key = key;
-                    }
-                    (Some(e), id)
-                }
+                Some(Some((number, sealed, e))) if number == *n => (Some(e), sealed),
                 Some(_) => return Err(bad_etag()),
             };
-            // The layout binds every part's envelope: only the ETag UploadPart answered
-            // names it (ListParts cannot: the store does not let a part be read).
-            let id = id.ok_or_else(|| {
+            // The layout binds every part's envelope and carries a tag under its layout key:
+            // only the ETag UploadPart answered names them (ListParts cannot: the store does
+            // not let a part be read).
+            let (id, key) = sealed.ok_or_else(|| {
                 Error::BadRequest(format!(
                     "InvalidPart: part {n}'s ETag does not name its sealed part (use the ETag \
                      UploadPart returned, not ListParts'; or upload the part again)"
                 ))
             })?;
             ids.push(id);
+            layout_keys.push(key);
             let store_etag = match (&p.etag, from_client) {
                 (Some(s), Some(c)) if s.trim_matches('"') != c.trim_matches('"') => {
                     return Err(bad_etag());
@@ -406,14 +396,6 @@ impl Objects {
             profile.header_size() + 1024,
         )
         .await?;
-        // The layout is authenticated with part 1's layout key, from part 1's ETag.
-        let layout_key = layout_key.ok_or_else(|| {
-            Error::BadRequest(
-                "InvalidPart: part 1's ETag does not carry its layout key (use the ETag \
-                 UploadPart returned; or upload part 1 again)"
-                    .into(),
-            )
-        })?;
         let plan = Layout::new(upload, part_size, last_size, ids)
             .map_err(|e| Error::BadRequest(format!("layout: {e}")))?;
         let layout_meta = plan
@@ -425,7 +407,9 @@ impl Objects {
             &route.mailbox,
             &[(CTX_UPLOAD, upload), (CTX_PART, "layout")],
             &Binding::new(bucket, &lkey).map_err(Error::Tampered)?,
-            &plan.body(&meta_env, &layout_key).map_err(Error::Tampered)?,
+            &plan
+                .body(&meta_env, &layout_keys)
+                .map_err(Error::Tampered)?,
             &layout_meta,
         )?;
         let len = layout.len() as u64;
@@ -546,24 +530,25 @@ impl Objects {
                     size,
                     p.etag
                         .as_deref()
-                        .map_or_else(String::new, |e| part_etag(p.number, None, None, e)),
+                        .map_or_else(String::new, |e| part_etag(p.number, None, e)),
                 )
             })
             .collect())
     }
 
     /// Reads and verifies the layout of the multipart object whose first part's header is
-    /// `first`, and opens its sealed metadata; unlocks part 1 and checks the layout's tag
-    /// under part 1's layout key (FORMAT.md §10a step 3), so nothing of a layout that no one
-    /// holding part 1's data key wrote is used. Returns part 1 unlocked too. A version 1 or
-    /// 2 layout is refused unless the key's route sets `legacy_layouts`.
+    /// `first`, and opens its sealed metadata; unlocks part 1 and checks part 1's tag under
+    /// its layout key (FORMAT.md §10a step 3), so nothing of a layout that whoever sealed
+    /// part 1 did not write is used. Returns part 1 unlocked and the metadata record the
+    /// tags cover (every other part's tag is checked when that part is opened). A version 1
+    /// or 2 layout is refused unless the key's route sets `legacy_layouts`.
     pub(crate) async fn layout(
         &self,
         bucket: &str,
         key: &str,
         first: &Header,
         total_len: u64,
-    ) -> Result<(Layout, Metadata, Unlocked)> {
+    ) -> Result<(Layout, Metadata, Unlocked, Arc<[u8]>)> {
         let allow_legacy = self.routes.resolve(bucket, key)?.legacy_layouts;
         let (layout, metadata, record) = self
             .find_layout(bucket, key, first, allow_legacy, Some(total_len))
@@ -571,9 +556,9 @@ impl Objects {
         let binding = Binding::new(bucket, key).map_err(Error::Tampered)?;
         let part1 = self.client.unlock(first, &binding, None).await?;
         layout
-            .check_tag(&record, part1.layout_key())
+            .check_tag(0, &record, part1.layout_key())
             .map_err(Error::Tampered)?;
-        Ok((layout, metadata, part1))
+        Ok((layout, metadata, part1, record.into()))
     }
 
     /// Whether the multipart object whose first part's header is `first` has a version 1
@@ -826,7 +811,7 @@ impl Objects {
             last_modified,
             ..
         } = fetched;
-        let (layout, metadata, _) = self.layout(bucket, key, first, total_len).await?;
+        let (layout, metadata, _, _) = self.layout(bucket, key, first, total_len).await?;
         if layout
             .stored_total(first.profile())
             .map_err(Error::Tampered)?
@@ -852,7 +837,7 @@ impl Objects {
         rest: Bytes,
         fetched: Fetched,
     ) -> Result<GetObject> {
-        let (layout, metadata, unlocked) =
+        let (layout, metadata, unlocked, record) =
             self.layout(bucket, key, first, fetched.total_len).await?;
         let profile = first.profile();
         if layout.stored_total(profile).map_err(Error::Tampered)? != fetched.total_len {
@@ -872,6 +857,7 @@ impl Objects {
             client: self.client.clone(),
             binding,
             layout: Arc::new(layout),
+            record,
             mailbox: first.context().mailbox().to_owned(),
             header_size: profile.header_size(),
             profile,
@@ -904,7 +890,7 @@ impl Objects {
             last_modified,
             ..
         } = fetched;
-        let (layout, metadata, _) = self.layout(bucket, key, first, total_len).await?;
+        let (layout, metadata, _, record) = self.layout(bucket, key, first, total_len).await?;
         let profile = first.profile();
         if layout.stored_total(profile).map_err(Error::Tampered)? != total_len {
             return Err(Error::Tampered(custodia_envelope::Error::Truncation));
@@ -942,6 +928,7 @@ impl Objects {
                 let bucket = bucket_s.clone();
                 let key = key_s.clone();
                 let layout = layout.clone();
+                let record = record.clone();
                 let mailbox = mailbox.clone();
                 let fail = fail.clone();
                 async move {
@@ -968,6 +955,9 @@ impl Objects {
                         layout.check_part(i, &header).map_err(Error::Tampered)?;
                         let binding = Binding::new(&bucket, &key).map_err(Error::Tampered)?;
                         let unlocked = client.unlock(&header, &binding, None).await?;
+                        layout
+                            .check_tag(i, &record, unlocked.layout_key())
+                            .map_err(Error::Tampered)?;
                         codec::open_range_body(&unlocked, chunks, part.body, fail.clone())
                     }
                     .await;
@@ -1002,6 +992,8 @@ struct PartsState {
     client: Arc<Client>,
     binding: Binding,
     layout: Arc<Layout>,
+    /// The metadata record the layout's tags cover.
+    record: Arc<[u8]>,
     mailbox: String,
     header_size: usize,
     /// Part 1's profile: every part must have it.
@@ -1057,6 +1049,10 @@ impl PartsState {
             .check_part(self.index as u64, &header)
             .map_err(Error::Tampered)?;
         let unlocked = self.client.unlock(&header, &self.binding, None).await?;
+        // Its tag, under its own layout key, before any of its plaintext is released.
+        self.layout
+            .check_tag(self.index as u64, &self.record, unlocked.layout_key())
+            .map_err(Error::Tampered)?;
         self.opener = Some(unlocked.opener().map_err(Error::Tampered)?);
         self.left = self.sizes[self.index] - self.header_size as u64;
         Ok(())
@@ -1172,33 +1168,29 @@ mod tests {
             "x:y",
             lookalike.as_str(),
         ] {
-            let with = part_etag(7, Some(&id), None, store);
+            let k = DerivedKey::from_bytes([5; 32]);
+            let with = part_etag(7, Some((&id, &k)), store);
             assert!(with.starts_with("\"p-") && with.ends_with('"'));
             let inner = store.trim_matches('"').to_owned();
-            assert_eq!(
-                store_part_etag(&with).map(|(n, i, k, e)| (n, i, k.is_none(), e)),
-                Some((7, Some(id), true, inner.clone()))
-            );
+            let (n, sealed, e) = store_part_etag(&with).unwrap();
+            let (i, key) = sealed.unwrap();
+            assert_eq!((n, i, e), (7, id, inner.clone()));
+            assert_eq!(key.expose(), k.expose());
             // ListParts' form names no envelope: a completion with it is refused.
-            let without = part_etag(7, None, None, store);
+            let without = part_etag(7, None, store);
             assert!(without.starts_with("\"q-"));
-            assert_eq!(
-                store_part_etag(&without).map(|(n, i, k, e)| (n, i, k.is_none(), e)),
-                Some((7, None, true, inner.clone()))
+            assert!(matches!(
+                store_part_etag(&without),
+                Some((7, None, e)) if e == inner
+            ));
+            // A `p-` ETag without a layout key (written before layout version 3) never
+            // parses back to its store ETag: a key-shaped store ETag parses as a key and a
+            // shorter ETag, which the completion then finds differs from the store's own.
+            let old = format!(
+                "\"p-{}\"",
+                hex::encode(format!("7:{}:{inner}", hex::encode(id.0)))
             );
-            // Part 1's carries the layout key, and one without it is no part 1 ETag.
-            let k = DerivedKey::from_bytes([5; 32]);
-            let first = part_etag(1, Some(&id), Some(&k), store);
-            let (n, i, key, e) = store_part_etag(&first).unwrap();
-            assert_eq!((n, i, e), (1, Some(id), inner.clone()));
-            assert_eq!(key.unwrap().expose(), k.expose());
-            // Part 1's without a key (written before layout version 3) never parses back to
-            // its store ETag: a key-shaped store ETag parses as a key and a shorter ETag,
-            // which the completion then finds differs from the store's own listing.
-            assert!(
-                store_part_etag(&part_etag(1, Some(&id), None, store))
-                    .is_none_or(|(_, _, _, e)| e != inner)
-            );
+            assert!(store_part_etag(&old).is_none_or(|(_, _, e)| e != inner));
         }
         assert_eq!(store_part_etag("\"9b2cf535\""), None);
         assert_eq!(store_part_etag("\"p-zz\""), None);
