@@ -536,3 +536,38 @@ fn callers_without_a_right_to_a_route_cannot_grow_the_log_and_do_not_throttle_ot
     assert!(unwrap_one(&w.client(&w.gw_ie), &o, None).is_ok());
     runtime.block_on(w.client(&w.admin_ie).rotate()).unwrap();
 }
+
+#[test]
+fn concurrent_requests_cannot_spend_one_denial_budget_twice() {
+    // A region budget of 400 denials (100 per caller), refilled at 1 a minute.
+    let w = world_with(
+        &[
+            "out_of_region_denial_burst = 100",
+            "out_of_region_denials_per_minute = 1",
+        ],
+        &[],
+    );
+    let objects: Vec<_> = (0..64)
+        .map(|i| w.seal(MAILBOX_A, &format!("aoife/c{i}.eml"), b"x"))
+        .collect();
+    let items: Vec<_> = objects.iter().map(item).collect();
+    let clients: Vec<_> = (0..16)
+        .map(|i| w.client(&w.cas["us"].leaf(&format!("concurrent-{i}"), &[])))
+        .collect();
+    let before = log_len(&w);
+    // Sixteen fresh US certificates send 64 probes each at once: each alone fits its own
+    // budget, but the region's holds six such requests.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let results = runtime.block_on(futures_util::future::join_all(
+        clients.iter().map(|c| c.unwrap(&items, None)),
+    ));
+    let decided = results.iter().filter(|r| r.is_ok()).count();
+    let grown = log_len(&w) - before;
+    eprintln!("{decided} of 16 concurrent requests decided; log grew by {grown}");
+    assert!(decided <= 6, "{decided} requests spent one budget");
+    assert!(grown <= 6 * 64 + 1, "the log grew by {grown}");
+}

@@ -248,6 +248,64 @@ impl RateLimiter {
             });
         take(r, rate * REGION_FACTOR, burst * REGION_FACTOR);
     }
+
+    /// Takes `n` denials from `caller`'s bucket and its region's at once, if both hold them
+    /// now; else takes nothing. Checked and taken under one lock, so concurrent requests
+    /// cannot each pass a check against the same tokens: no request logs more denials than
+    /// the buckets held when it was admitted.
+    pub fn reserve_denials(&self, caller: &[u8; 32], region: &str, n: usize, now: f64) -> bool {
+        let Ok(mut st) = self.state.lock() else {
+            return false;
+        };
+        let (rate, burst) = self.denial_rates();
+        if st.denials.len() > MAX_BUCKETS {
+            st.denials
+                .retain(|_, b| b.tokens + (now - b.at) * rate < burst);
+        }
+        #[allow(clippy::cast_precision_loss, reason = "n is at most a batch (1024)")]
+        let want = n as f64;
+        let own = st.denials.entry(*caller).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
+        own.refill(now, rate, burst);
+        let own_ok = own.tokens >= want;
+        let shared = st
+            .region_denials
+            .entry(region.to_owned())
+            .or_insert(Bucket {
+                tokens: burst * REGION_FACTOR,
+                at: now,
+            });
+        shared.refill(now, rate * REGION_FACTOR, burst * REGION_FACTOR);
+        if !own_ok || shared.tokens < want {
+            return false;
+        }
+        shared.tokens -= want;
+        if let Some(own) = st.denials.get_mut(caller) {
+            own.tokens -= want;
+        }
+        true
+    }
+
+    /// Gives back `n` reserved denials that were not needed (items that were allowed).
+    pub fn refund_denials(&self, caller: &[u8; 32], region: &str, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        let (_, burst) = self.denial_rates();
+        #[allow(clippy::cast_precision_loss, reason = "n is at most a batch (1024)")]
+        let back = n as f64;
+        if let Some(b) = st.denials.get_mut(caller) {
+            b.tokens = (b.tokens + back).min(burst);
+        }
+        if let Some(b) = st.region_denials.get_mut(region) {
+            b.tokens = (b.tokens + back).min(burst * REGION_FACTOR);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -348,5 +406,26 @@ mod tests {
         assert!(l.throttle_note_due("eu", 59.0));
         assert!(l.throttle_note_due("us", 60.5));
         assert!(!l.throttle_note_due("us", 61.0));
+    }
+
+    #[test]
+    fn reservations_are_all_or_nothing_and_refunds_give_back() {
+        let rl = RateLimiter::new(RateLimits {
+            out_of_region_denial_burst: 6,
+            out_of_region_denials_per_minute: 1,
+            ..RateLimits::default()
+        });
+        let c = [3; 32];
+        assert!(!rl.reserve_denials(&c, "us", 7, 0.0), "more than the burst");
+        assert!(rl.reserve_denials(&c, "us", 4, 0.0));
+        assert!(!rl.reserve_denials(&c, "us", 3, 0.0), "only 2 left");
+        assert_eq!(rl.denials_left(&c, "us", 0.0), 2);
+        rl.refund_denials(&c, "us", 3);
+        assert_eq!(rl.denials_left(&c, "us", 0.0), 5);
+        // The region's bucket (4 x 6) binds fresh callers too.
+        for i in 0..4u8 {
+            let _ = rl.reserve_denials(&[10 + i; 32], "us", 6, 0.0);
+        }
+        assert!(!rl.reserve_denials(&[20; 32], "us", 1, 0.0), "region spent");
     }
 }

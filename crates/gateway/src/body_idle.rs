@@ -1,6 +1,7 @@
 //! A request body that fails when no bytes arrive for a while: a client that stops sending
-//! mid-upload (or trickles a byte now and then under the limit) gives its request slot back
-//! in bounded time instead of holding it for as long as the connection stays open. Both
+//! mid-upload gives its request slot back in bounded time instead of holding it for as long
+//! as the connection stays open. (A client that keeps trickling bytes resets the timer; the
+//! object size limit and the write slots' count bound what it can hold.) Both
 //! fronts wrap every upload body in it (`limits.idle_timeout_secs`).
 
 use std::time::Duration;

@@ -376,7 +376,7 @@ impl Custodian {
         let in_region = caller.identity.region == self.config.region;
         #[allow(clippy::cast_precision_loss, reason = "seconds fit in f64")]
         let now_f = now as f64;
-        if !in_region && self.denials_left(caller, now) < req.items.len().max(1) {
+        if !in_region && !self.reserve_denials(caller, req.items.len().max(1), now) {
             // Throttled: a request of more items than the caller's denial budget holds is
             // refused whole, so no request logs more denials than the budget allows.
             return Err(self.refuse_throttled(caller, "unwrap", None, now)?);
@@ -416,10 +416,11 @@ impl Custodian {
                 } else {
                     charged.insert(tag);
                 }
-                if d.result.is_err() && !in_region {
-                    self.charge_out_of_region(caller, now_f);
-                }
             }
+        }
+        // The reservation covered every item; the allowed ones were no denials.
+        if !in_region {
+            self.refund_denials(caller, items.iter().filter(|d| d.result.is_ok()).count());
         }
 
         let mut log: Vec<Decision> = items
@@ -492,21 +493,9 @@ impl Custodian {
             via_approval: false,
             bulk: false,
         };
-        if !in_region
-            && !self.limiter.out_of_region_open(
-                &caller.identity.key_hash,
-                caller.identity.region.as_str(),
-                now,
-            )
-        {
-            self.metrics.rate_limited();
-            d.result = Err(Denial::RateLimited);
-            return d;
-        }
+        // An out-of-region request reserved one denial per item before its items were
+        // decided; the allowed ones are refunded afterwards.
         let Some((object_id, context, stanza)) = parse_item(item) else {
-            if !in_region {
-                self.charge_out_of_region(caller, now);
-            }
             return d;
         };
         // One spelling per mailbox for approvals, rate limits, commitments and the log: objects
@@ -549,38 +538,29 @@ impl Custodian {
             unwrap_share(secret, &stanza, &object_id, &context.to_bytes())
                 .map_err(|_| Denial::StanzaInvalid)
         })();
-        if !in_region && matches!(d.result, Err(e) if e != Denial::RateLimited) {
-            self.charge_out_of_region(caller, now);
-        }
         d
     }
 
-    /// Charges one out-of-region denial to `caller` and its region (3.4.1).
-    fn charge_out_of_region(&self, caller: &Caller, now: f64) {
-        self.limiter.charge_denial(
-            &caller.identity.key_hash,
-            caller.identity.region.as_str(),
-            now,
-        );
-    }
-
-    /// Whether `caller` may still be refused with a logged decision: false once its denials
-    /// (or its region's) have emptied their bucket (3.4.1). Every route charges the denials of
-    /// callers that are not entitled to it (out of region, or without its role), so no route
-    /// lets a caller grow the log faster than its bucket refills.
-    fn denial_budget_open(&self, caller: &Caller, now: u64) -> bool {
-        self.denials_left(caller, now) >= 1
-    }
-
-    /// How many denials `caller` may still have logged now ([`RateLimiter::denials_left`]).
-    fn denials_left(&self, caller: &Caller, now: u64) -> usize {
+    /// Reserves `n` denials of `caller`'s budget and its region's, all or nothing
+    /// ([`RateLimiter::reserve_denials`]): false when the budget does not hold them.
+    fn reserve_denials(&self, caller: &Caller, n: usize, now: u64) -> bool {
         #[allow(clippy::cast_precision_loss, reason = "seconds fit in f64")]
         let now = now as f64;
-        self.limiter.denials_left(
+        self.limiter.reserve_denials(
             &caller.identity.key_hash,
             caller.identity.region.as_str(),
+            n,
             now,
         )
+    }
+
+    /// Gives back `n` reserved denials that were not needed.
+    fn refund_denials(&self, caller: &Caller, n: usize) {
+        self.limiter.refund_denials(
+            &caller.identity.key_hash,
+            caller.identity.region.as_str(),
+            n,
+        );
     }
 
     /// The answer to a throttled request: `rate_limited`, with nothing decided. The refusal is
@@ -622,7 +602,10 @@ impl Custodian {
         // A caller that may not rewrap here gets one denial per item: charged, and refused
         // whole once its budget is spent.
         let entitled = caller.has(Role::Rewrap) && caller.identity.region == self.config.region;
-        if !entitled && self.denials_left(caller, now) < req.items.len().max(1) {
+        // Every route reserves the denials of callers not entitled to it (out of region, or
+        // without its role) before deciding, so no route lets a caller grow the log faster
+        // than its budget refills (3.4.1).
+        if !entitled && !self.reserve_denials(caller, req.items.len().max(1), now) {
             return Err(self.refuse_throttled(caller, "rewrap", None, now)?);
         }
         let ks = self.keystore.read().map_err(|_| poisoned())?;
@@ -672,13 +655,6 @@ impl Custodian {
             results.push(outcome);
         }
         drop(ks);
-        if !entitled {
-            #[allow(clippy::cast_precision_loss, reason = "seconds fit in f64")]
-            let now_f = now as f64;
-            for _ in &log {
-                self.charge_out_of_region(caller, now_f);
-            }
-        }
         self.write_log(caller, &mut log)?;
         Ok(RewrapResponse {
             results: results
@@ -700,11 +676,9 @@ impl Custodian {
             None
         };
         if let Some(d) = denial {
-            if !self.denial_budget_open(caller, now) {
+            if !self.reserve_denials(caller, 1, now) {
                 return Err(self.refuse_throttled(caller, op, version, now)?);
             }
-            #[allow(clippy::cast_precision_loss, reason = "seconds fit in f64")]
-            self.charge_out_of_region(caller, now as f64);
             let mut e = self.decision(caller, op, now);
             e.key_version = version;
             d.as_str().clone_into(&mut e.reason);
@@ -895,9 +869,9 @@ impl Custodian {
             .map_err(|_| Error::Protocol("approval id: 32 lowercase hex characters".into()))?
             .to_string();
         let id = id.as_str();
-        // Bad revocations are charged like other denials; a caller that has spent its
-        // budget is refused whole.
-        if !self.denial_budget_open(caller, now) {
+        // Bad revocations are charged like other denials (one reserved now, given back if the
+        // revocation verifies); a caller that has spent its budget is refused whole.
+        if !self.reserve_denials(caller, 1, now) {
             return Err(self.refuse_throttled(caller, "revoke", None, now)?);
         }
         let policy = self.policy()?;
@@ -915,7 +889,13 @@ impl Custodian {
         });
         match verified {
             Ok(rid) => {
+                self.refund_denials(caller, 1);
                 let mut uses = self.approvals_used.lock().map_err(|_| poisoned())?;
+                // Revoked already: accepted, and not logged again (a replayed revocation
+                // cannot grow the log).
+                if uses.revoked.contains(&rid.to_string()) {
+                    return Ok(());
+                }
                 e.outcome = Outcome::Allow;
                 e.reason = "revoked".into();
                 self.write_log(caller, &mut [e])?;
@@ -923,8 +903,6 @@ impl Custodian {
                 Ok(())
             }
             Err(d) => {
-                #[allow(clippy::cast_precision_loss, reason = "seconds fit in f64")]
-                self.charge_out_of_region(caller, now as f64);
                 d.as_str().clone_into(&mut e.reason);
                 self.write_log(caller, &mut [e])?;
                 Err(Error::Denied(d))

@@ -467,14 +467,6 @@ impl Objects {
         // completing: a concurrent completion that landed after this one owns the key (and
         // its record), whatever its part count.
         for old in stale.into_iter().filter(|k| *k != lkey) {
-            let holds_ours = matches!(
-                self.fetch_header(bucket, key).await,
-                Ok((crate::codec::Start::Sealed { header, .. }, _))
-                    if upload_of(&header) == Some(upload)
-            );
-            if !holds_ours {
-                break;
-            }
             let busy = match self.record_upload(bucket, &old).await {
                 Some(u) => self
                     .upload_in_progress(bucket, key, &u)
@@ -484,6 +476,10 @@ impl Objects {
             };
             if busy {
                 continue;
+            }
+            // After the in-progress check: a completion that finished meanwhile owns the key.
+            if !self.key_holds_upload(bucket, key, upload).await {
+                break;
             }
             if let Err(e) = store.delete(bucket, &old).await {
                 tracing::warn!(error = %e, "could not remove an older layout record");
@@ -683,14 +679,28 @@ impl Objects {
     /// Store errors.
     pub(crate) async fn drop_layouts_after_delete(&self, bucket: &str, key: &str) -> Result<()> {
         for lkey in self.layout_records(bucket, key).await? {
-            if let Some(upload) = self.record_upload(bucket, &lkey).await
-                && self.upload_in_progress(bucket, key, &upload).await?
-            {
-                continue;
+            if let Some(upload) = self.record_upload(bucket, &lkey).await {
+                if self.upload_in_progress(bucket, key, &upload).await? {
+                    continue;
+                }
+                // Checked after the in-progress check: a completion that finished meanwhile
+                // (its metadata record gone) owns the key again, and the record.
+                if self.key_holds_upload(bucket, key, &upload).await {
+                    continue;
+                }
             }
             self.s3()?.delete(bucket, &lkey).await?;
         }
         Ok(())
+    }
+
+    /// Whether `key` holds a multipart object of `upload` now.
+    async fn key_holds_upload(&self, bucket: &str, key: &str, upload: &str) -> bool {
+        matches!(
+            self.fetch_header(bucket, key).await,
+            Ok((crate::codec::Start::Sealed { header, .. }, _))
+                if upload_of(&header) == Some(upload)
+        )
     }
 
     /// Deletes the layout records that no longer describe what `key` holds, after this
