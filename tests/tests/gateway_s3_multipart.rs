@@ -1348,7 +1348,7 @@ fn a_delete_spares_a_completing_uploads_record_and_a_completion_retried_with_few
     // (from part 1's ETag). Put there as that gateway would have, it lists first.
     let layout_key = |etag: &str| {
         let text = String::from_utf8(
-            hex::decode(etag.trim_matches('"').strip_prefix("p-").unwrap()).unwrap(),
+            hex::decode(etag.trim_matches('"').strip_prefix("pk-").unwrap()).unwrap(),
         )
         .unwrap();
         let fields: Vec<&str> = text.splitn(4, ':').collect();

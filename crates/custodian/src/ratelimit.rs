@@ -53,7 +53,10 @@ impl Bucket {
     /// Refills at `rate` per second up to `burst`, as of `now`.
     fn refill(&mut self, now: f64, rate: f64, burst: f64) {
         self.tokens = (self.tokens + (now - self.at).max(0.0) * rate).min(burst);
-        self.at = now;
+        // Never back in time: requests read the clock before they take the lock, so an
+        // earlier `now` may arrive after a later one, and the next refill must not count the
+        // same seconds twice.
+        self.at = self.at.max(now);
     }
 }
 
@@ -422,10 +425,20 @@ mod tests {
         assert_eq!(rl.denials_left(&c, "us", 0.0), 2);
         rl.refund_denials(&c, "us", 3);
         assert_eq!(rl.denials_left(&c, "us", 0.0), 5);
-        // The region's bucket (4 x 6) binds fresh callers too.
-        for i in 0..4u8 {
-            let _ = rl.reserve_denials(&[10 + i; 32], "us", 6, 0.0);
+        // The region's bucket (4 x 6 = 24, 23 after the 4 - 3 above) binds fresh callers too.
+        for i in 0..3u8 {
+            assert!(rl.reserve_denials(&[10 + i; 32], "us", 6, 0.0));
         }
-        assert!(!rl.reserve_denials(&[20; 32], "us", 1, 0.0), "region spent");
+        assert!(
+            !rl.reserve_denials(&[20; 32], "us", 6, 0.0),
+            "the region holds 5"
+        );
+        assert!(rl.reserve_denials(&[20; 32], "us", 5, 0.0));
+        assert!(!rl.reserve_denials(&[21; 32], "us", 1, 0.0), "region spent");
+        // A request that read the clock earlier but took the lock later refills nothing twice.
+        // (The region refills at 4 a minute.)
+        assert_eq!(rl.denials_left(&[22; 32], "us", 60.0), 4);
+        assert_eq!(rl.denials_left(&[22; 32], "us", 30.0), 4);
+        assert_eq!(rl.denials_left(&[22; 32], "us", 60.0), 4);
     }
 }

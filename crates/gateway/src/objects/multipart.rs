@@ -14,7 +14,7 @@
 //!
 //! The part's object id reaches the completion through the ETag the client got for the part
 //! (the gateway keeps no state between requests, and the store does not let a part be read
-//! before completion): `p-` and the hex of `{number}:{object id hex}:{layout key hex}:{store
+//! before completion): `pk-` and the hex of `{number}:{object id hex}:{layout key hex}:{store
 //! ETag}`. The layout record carries a tag per part under that part's layout key (layout
 //! version 3), checked when the part is opened: sealing needs only public keys and object ids
 //! are the sealer's choice, so without the tags a store holder could seal a part of its own
@@ -46,7 +46,7 @@ pub const MAX_PARTS: u32 = 10_000;
 const MAX_LAYOUT: usize = 1 << 20;
 
 /// The ETag a client gets for part `number`: the part number, its envelope's object id and
-/// the store's part ETag (of sealed bytes), hex-encoded behind a `p-` prefix, so
+/// the store's part ETag (of sealed bytes), hex-encoded behind a `pk-` prefix, so
 /// CompleteMultipartUpload can name the store's parts and bind their envelopes without any
 /// state in the gateway, and a part listed under another number is refused even where the
 /// store does not list part ETags; not shaped like an MD5 and not derived from plaintext.
@@ -64,7 +64,7 @@ pub(crate) fn part_etag(
     let inner = store_etag.trim().trim_matches('"');
     match sealed {
         Some((id, k)) => format!(
-            "\"p-{}\"",
+            "\"pk-{}\"",
             hex::encode(format!(
                 "{number}:{}:{}:{inner}",
                 hex::encode(id.0),
@@ -82,7 +82,9 @@ type PartEtag = (u32, Option<(ObjectId, DerivedKey)>, String);
 /// The part number, object id and store ETag inside a [`part_etag`]; `None` if it is not one.
 fn store_part_etag(client_etag: &str) -> Option<PartEtag> {
     let trimmed = client_etag.trim().trim_matches('"');
-    let (listed, hexed) = match (trimmed.strip_prefix("p-"), trimmed.strip_prefix("q-")) {
+    // `pk-` (with the layout key) only: a `p-` ETag of an older gateway has no key, and read
+    // by position a store-chosen ETag inside it could pose as one.
+    let (listed, hexed) = match (trimmed.strip_prefix("pk-"), trimmed.strip_prefix("q-")) {
         (Some(h), _) => (false, h),
         (None, Some(h)) => (true, h),
         (None, None) => return None,
@@ -93,7 +95,7 @@ fn store_part_etag(client_etag: &str) -> Option<PartEtag> {
     if listed {
         return Some((n, None, rest.to_owned()));
     }
-    // `p-`: exactly 64 hex characters of object id, `:`, exactly 64 hex characters of
+    // `pk-`: exactly 64 hex characters of object id, `:`, exactly 64 hex characters of
     // layout key, `:`, then the store's ETag.
     let hex32 = |h: &str| <[u8; 32]>::try_from(hex::decode(h).ok()?).ok();
     let (id, rest) = (rest.get(..64)?, rest.get(64..)?.strip_prefix(':')?);
@@ -472,7 +474,8 @@ impl Objects {
                     .upload_in_progress(bucket, key, &u)
                     .await
                     .unwrap_or(true),
-                None => false,
+                // Unreadable: kept (`clean` decides).
+                None => true,
             };
             if busy {
                 continue;
@@ -679,15 +682,17 @@ impl Objects {
     /// Store errors.
     pub(crate) async fn drop_layouts_after_delete(&self, bucket: &str, key: &str) -> Result<()> {
         for lkey in self.layout_records(bucket, key).await? {
-            if let Some(upload) = self.record_upload(bucket, &lkey).await {
-                if self.upload_in_progress(bucket, key, &upload).await? {
-                    continue;
-                }
-                // Checked after the in-progress check: a completion that finished meanwhile
-                // (its metadata record gone) owns the key again, and the record.
-                if self.key_holds_upload(bucket, key, &upload).await {
-                    continue;
-                }
+            // A record that cannot be read as one of an upload is kept (`clean` decides).
+            let Some(upload) = self.record_upload(bucket, &lkey).await else {
+                continue;
+            };
+            if self.upload_in_progress(bucket, key, &upload).await? {
+                continue;
+            }
+            // Checked after the in-progress check: a completion that finished meanwhile
+            // (its metadata record gone) owns the key again, and the record.
+            if self.key_holds_upload(bucket, key, &upload).await {
+                continue;
             }
             self.s3()?.delete(bucket, &lkey).await?;
         }
@@ -1180,7 +1185,7 @@ mod tests {
         ] {
             let k = DerivedKey::from_bytes([5; 32]);
             let with = part_etag(7, Some((&id, &k)), store);
-            assert!(with.starts_with("\"p-") && with.ends_with('"'));
+            assert!(with.starts_with("\"pk-") && with.ends_with('"'));
             let inner = store.trim_matches('"').to_owned();
             let (n, sealed, e) = store_part_etag(&with).unwrap();
             let (i, key) = sealed.unwrap();
@@ -1193,14 +1198,13 @@ mod tests {
                 store_part_etag(&without),
                 Some((7, None, e)) if e == inner
             ));
-            // A `p-` ETag without a layout key (written before layout version 3) never
-            // parses back to its store ETag: a key-shaped store ETag parses as a key and a
-            // shorter ETag, which the completion then finds differs from the store's own.
+            // A `p-` ETag of an older gateway (no layout key) is no part ETag at all, even
+            // when its store ETag is shaped like a key: refused, the part is sent again.
             let old = format!(
                 "\"p-{}\"",
                 hex::encode(format!("7:{}:{inner}", hex::encode(id.0)))
             );
-            assert!(store_part_etag(&old).is_none_or(|(_, _, e)| e != inner));
+            assert_eq!(store_part_etag(&old).map(|(n, _, _)| n), None);
         }
         assert_eq!(store_part_etag("\"9b2cf535\""), None);
         assert_eq!(store_part_etag("\"p-zz\""), None);
